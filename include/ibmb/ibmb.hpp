@@ -2,6 +2,7 @@
 #pragma once
 
 #include "ibmb/core/error.hpp"
+#include "ibmb/core/file.hpp"
 #include "ibmb/core/parallel.hpp"
 #include "ibmb/core/progress.hpp"
 #include "ibmb/core/version.hpp"
