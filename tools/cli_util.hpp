@@ -1,0 +1,98 @@
+// Helpers shared by the ibmb subcommands: a tiny ordered JSON writer, timing, peak RSS.
+#pragma once
+
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ibmb::cli {
+
+/// Writes one flat or nested JSON object in insertion order.
+class json_object {
+ public:
+  json_object& add(std::string_view key, std::int64_t v) { return raw(key, std::to_string(v)); }
+  json_object& add(std::string_view key, int v) { return raw(key, std::to_string(v)); }
+  json_object& add(std::string_view key, double v) {
+    if (!std::isfinite(v)) return raw(key, "null");
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.17g", v);
+    return raw(key, buf);
+  }
+  json_object& add(std::string_view key, bool v) { return raw(key, v ? "true" : "false"); }
+  json_object& add(std::string_view key, std::string_view v) { return raw(key, quote(v)); }
+  json_object& add(std::string_view key, const char* v) { return add(key, std::string_view(v)); }
+  json_object& add(std::string_view key, const std::vector<std::int64_t>& v) {
+    std::string s = "[";
+    for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+    return raw(key, s + "]");
+  }
+  json_object& add(std::string_view key, const json_object& o) { return raw(key, o.str()); }
+  [[nodiscard]] std::string str() const {
+    std::string s = "{";
+    for (std::size_t i = 0; i < items_.size(); ++i) s += (i ? ", " : "") + items_[i];
+    return s + "}";
+  }
+
+  static std::string quote(std::string_view v) {
+    std::string s = "\"";
+    for (char c : v) {
+      switch (c) {
+        case '"':
+          s += "\\\"";
+          break;
+        case '\\':
+          s += "\\\\";
+          break;
+        case '\n':
+          s += "\\n";
+          break;
+        case '\t':
+          s += "\\t";
+          break;
+        default:
+          if (static_cast<unsigned char>(c) < 0x20) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", c);
+            s += buf;
+          } else {
+            s += c;
+          }
+      }
+    }
+    return s + "\"";
+  }
+
+ private:
+  json_object& raw(std::string_view key, std::string value) {
+    items_.push_back(quote(key) + ": " + std::move(value));
+    return *this;
+  }
+  std::vector<std::string> items_;
+};
+
+class stopwatch {
+ public:
+  stopwatch() : start_(std::chrono::steady_clock::now()) {}
+  [[nodiscard]] double seconds() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  }
+
+ private:
+  std::chrono::steady_clock::time_point start_;
+};
+
+/// Peak resident set size of this process in bytes.
+inline std::int64_t peak_rss_bytes() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<std::int64_t>(ru.ru_maxrss) * 1024;
+}
+
+}  // namespace ibmb::cli
