@@ -19,12 +19,12 @@ enum class ppr_transition {
 };
 
 struct topic_ppr_params {
-  double alpha = 0.25;           ///< teleport probability
-  int max_iterations = 50;       ///< the reference runs exactly 50
-  double tolerance = 0.0;        ///< > 0: stop once every column's L1 change is below it
-  int block_columns = 32;        ///< teleport sets processed together (memory O(N x block))
+  double alpha = 0.25;      ///< teleport probability
+  int max_iterations = 50;  ///< the reference runs exactly 50
+  double tolerance = 0.0;   ///< > 0: stop once every column's L1 change is below it
+  int block_columns = 32;   ///< teleport sets processed together (memory O(N x block))
   ppr_transition transition = ppr_transition::row;
-  progress_callback progress;    ///< ("topic_ppr", sets done, sets total)
+  progress_callback progress;  ///< ("topic_ppr", sets done, sets total)
 };
 
 }  // namespace ibmb
