@@ -19,6 +19,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -97,15 +98,20 @@ class text_reader {
  public:
   /// Opens `path`; throws `io_error` when it cannot be opened.
   explicit text_reader(const std::filesystem::path& path) : name_(path.string()) {
+    if (std::filesystem::is_directory(path))
+      throw io_error(detail::concat(name_, ": is a directory, expected a file"));
+    errno = 0;
     gzFile f = gzopen(path.c_str(), "rb");
-    if (!f) throw io_error(detail::concat(name_, ": cannot open"));
+    if (!f)
+      throw io_error(detail::concat(name_, ": cannot open",
+                                    errno ? std::string(": ") + std::strerror(errno) : ""));
     file_.reset(f);
     gzbuffer(f, 1u << 17);
     buf_.resize(1u << 20);
   }
 
-  /// Reads `text` (not copied unless it is gzip, which is inflated first); `name` is used in
-  /// error messages.
+  /// Reads `text` (not copied unless it is gzip, which is inflated first, so `text` must
+  /// outlive the reader); `name` stands for the file name in error messages.
   text_reader(std::string_view text, std::string name) : name_(std::move(name)) {
     if (detail::is_gzip(text)) {
       owned_ = detail::gunzip(text, name_);
