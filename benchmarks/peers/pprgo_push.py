@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""Runs PPRGo's numba push (calc_ppr_topk_parallel from TUM-DAML/pprgo_pytorch pprgo/ppr.py,
+fetched at run time by run_pprgo.sh, never stored in this repository) on a graph exported by
+`bench_push` (IBMB_BENCH_EXPORT) and compares with our rows (IBMB_BENCH_RUN).
+
+usage: pprgo_push.py PEER_DIR DATA_DIR --alpha A --eps E --topk K --threads T [--ours-json J]
+"""
+import argparse
+import json
+import sys
+import time
+
+import numpy as np
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("peer_dir")
+    ap.add_argument("data_dir")
+    ap.add_argument("--alpha", type=float, default=0.25)
+    ap.add_argument("--eps", type=float, default=2e-4)
+    ap.add_argument("--topk", type=int, default=16)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--ours-json", default=None)
+    a = ap.parse_args()
+
+    sys.path.insert(0, a.peer_dir)
+    import numba
+    numba.set_num_threads(a.threads)
+    import ppr as pprgo  # the downloaded pprgo/ppr.py
+
+    d = a.data_dir
+    indptr = np.load(f"{d}/indptr.npy")
+    indices = np.load(f"{d}/indices.npy")
+    outputs = np.load(f"{d}/outputs.npy")
+    deg = np.diff(indptr)  # = np.sum(adj > 0, axis=1) for an unweighted graph
+    alpha = numba.float32(a.alpha)
+    eps = numba.float32(a.eps)
+
+    # JIT warm-up on a few outputs (compilation is not counted).
+    pprgo.calc_ppr_topk_parallel(indptr, indices, deg, alpha, eps, outputs[:4], a.topk)
+    t0 = time.perf_counter()
+    js, _ = pprgo.calc_ppr_topk_parallel(indptr, indices, deg, alpha, eps, outputs, a.topk)
+    peer_s = time.perf_counter() - t0
+
+    res = {"peer_seconds": peer_s, "outputs": int(len(outputs)), "threads": a.threads,
+           "alpha": a.alpha, "eps": a.eps, "topk": a.topk}
+    if a.ours_json:
+        ours = json.load(open(a.ours_json))
+        optr = np.load(f"{d}/ours_indptr.npy")
+        oidx = np.load(f"{d}/ours_indices.npy")
+        agree = total = 0
+        for i in range(len(outputs)):
+            mine = set(oidx[optr[i]:optr[i + 1]].tolist())
+            theirs = set(np.asarray(js[i]).tolist())
+            agree += len(mine & theirs)
+            total += max(len(mine), len(theirs))
+        res.update({"ours_seconds": ours["seconds"], "speedup": peer_s / ours["seconds"],
+                    "topk_agreement": agree / max(total, 1),
+                    "ours_edges_relaxed": ours["edges_relaxed"]})
+    print(json.dumps(res))
+
+
+if __name__ == "__main__":
+    main()
