@@ -1,0 +1,328 @@
+// ibmb: materialization of a `batch_plan` into one contiguous `batch_store`: per batch the
+// global ids with the outputs first, the induced subgraph as a local CSR carrying the
+// *global* normalization's weights, gathered features and labels.
+//
+// The dataset's graph is taken as given: preprocess it first (e.g.
+// `make_undirected_with_self_loops`, as the reference does). `options.norm` chooses the
+// weights, computed on the whole graph (after adding self-loops when
+// `options.add_self_loops`), so boundary rows of a batch sum to less than 1 under `row`:
+// a batch sees exactly the entries of the full normalized adjacency between its nodes.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "ibmb/batch/plan.hpp"
+#include "ibmb/batch/store.hpp"
+#include "ibmb/batch/store_types.hpp"
+#include "ibmb/core/error.hpp"
+#include "ibmb/core/parallel.hpp"
+#include "ibmb/core/progress.hpp"
+#include "ibmb/graph/build.hpp"
+#include "ibmb/graph/dataset.hpp"
+#include "ibmb/graph/normalize.hpp"
+
+namespace ibmb {
+
+namespace detail {
+
+/// Local position of a batch's i-th sorted node in the outputs-first order.
+template <class I>
+void outputs_first_order(std::span<const I> outs, std::span<const I> nodes, std::int64_t* dst) {
+  std::size_t o = 0, a = outs.size();
+  for (std::size_t i = 0; i < nodes.size(); ++i) {
+    if (o < outs.size() && nodes[i] == outs[o])
+      dst[o++] = static_cast<std::int64_t>(nodes[i]);
+    else
+      dst[a++] = static_cast<std::int64_t>(nodes[i]);
+  }
+}
+
+struct local_entry {
+  std::int64_t col;
+  std::int64_t pos;  // position in the global row: ties of repeated entries keep input order
+  float w;
+};
+
+template <class I, class O>
+batch_store materialize_impl(const basic_dataset<I, O>& ds, const batch_plan<I>& plan,
+                             const materialize_options& opt) {
+  using namespace store_format;
+  const csr_view<I, O, float> g0 = ds.graph.view();
+  const auto N = static_cast<std::int64_t>(g0.num_rows);
+  const auto B = static_cast<std::int64_t>(plan.num_batches());
+  const auto NT = static_cast<std::int64_t>(plan.nodes.size());
+
+  // Global weights on the graph as the batches will see it.
+  report(opt.progress, "normalize", 0, 1);
+  csr_graph<I, O, float> looped;
+  if (opt.add_self_loops) looped = add_self_loops(g0);
+  const csr_view<I, O, float> g = opt.add_self_loops ? looped.view() : g0;
+  const std::vector<float> gw = normalized_weights(g, opt.norm);
+  report(opt.progress, "normalize", 1, 1);
+
+  // Outputs-first order of every batch (node_ids section content), built first because both
+  // passes need it.
+  std::vector<std::int64_t> ids(static_cast<std::size_t>(NT));
+#pragma omp parallel for schedule(dynamic, 16)
+  for (std::int64_t b = 0; b < B; ++b)
+    outputs_first_order(plan.batch_outputs(static_cast<std::size_t>(b)),
+                        plan.batch_nodes(static_cast<std::size_t>(b)),
+                        ids.data() + plan.node_ptr[static_cast<std::size_t>(b)]);
+
+  // Pass 1: entries per local row. One global->local map, reset after every batch; rows of a
+  // batch are processed in parallel (good balance for few large and many small batches).
+  std::vector<std::int32_t> map(static_cast<std::size_t>(N), -1);
+  std::vector<std::int64_t> row_cnt(static_cast<std::size_t>(NT));
+  std::vector<std::int64_t> edge_ptr(static_cast<std::size_t>(B) + 1, 0);
+  auto set_map = [&](std::int64_t n0, std::int64_t nn, bool on) {
+#pragma omp parallel for schedule(static)
+    for (std::int64_t i = 0; i < nn; ++i)
+      map[static_cast<std::size_t>(ids[static_cast<std::size_t>(n0 + i)])] =
+          on ? static_cast<std::int32_t>(i) : -1;
+  };
+  for (std::int64_t b = 0; b < B; ++b) {
+    const std::int64_t n0 = plan.node_ptr[static_cast<std::size_t>(b)];
+    const std::int64_t nn = plan.node_ptr[static_cast<std::size_t>(b) + 1] - n0;
+    if (nn > std::numeric_limits<std::int32_t>::max())
+      throw out_of_range(
+          concat("materialize: batch ", b, " has ", nn, " nodes; at most 2^31 - 1 are supported"));
+    set_map(n0, nn, true);
+    std::int64_t total = 0;
+#pragma omp parallel for schedule(dynamic, 256) reduction(+ : total)
+    for (std::int64_t i = 0; i < nn; ++i) {
+      std::int64_t c = 0;
+      for (I v : g.neighbors(static_cast<I>(ids[static_cast<std::size_t>(n0 + i)])))
+        c += map[static_cast<std::size_t>(v)] >= 0;
+      row_cnt[static_cast<std::size_t>(n0 + i)] = c;
+      total += c;
+    }
+    edge_ptr[static_cast<std::size_t>(b) + 1] = edge_ptr[static_cast<std::size_t>(b)] + total;
+    set_map(n0, nn, false);
+    report(opt.progress, "extract", b + 1, 2 * B);
+  }
+  const std::int64_t ET = edge_ptr[static_cast<std::size_t>(B)];
+
+  // Layout.
+  const std::int64_t F = ds.num_features;
+  const feature_dtype dt =
+      (opt.ids_only || F == 0 || ds.features.empty()) ? feature_dtype::none : opt.features;
+  const bool has_labels = !ds.labels.empty();
+  const auto uB = static_cast<std::uint64_t>(B), uN = static_cast<std::uint64_t>(NT),
+             uE = static_cast<std::uint64_t>(ET);
+  const std::uint64_t bytes[num_sections] = {(uB + 1) * 8,
+                                             (uB + 1) * 8,
+                                             uB * 8,
+                                             uN * 8,
+                                             (uN + uB) * 8,
+                                             uE * 8,
+                                             uE * 4,
+                                             has_labels ? uN * 8 : 0,
+                                             uN * static_cast<std::uint64_t>(F) * dtype_size(dt)};
+  std::uint64_t off[num_sections];
+  std::uint64_t pos = sizeof(header) + num_sections * sizeof(section_entry);
+  for (std::uint32_t i = 0; i < num_sections; ++i) {
+    off[i] = round_up(pos);
+    pos = off[i] + bytes[i];
+  }
+  const std::uint64_t file_size = round_up(pos);
+  std::unique_ptr<std::byte[], aligned_deleter> mem(
+      new (std::align_val_t{64}) std::byte[static_cast<std::size_t>(file_size)]);
+  std::byte* img = mem.get();
+  std::memset(img, 0, static_cast<std::size_t>(off[0]));
+  for (std::uint32_t i = 0; i < num_sections; ++i) {
+    const std::uint64_t end = off[i] + bytes[i];
+    const std::uint64_t next = i + 1 < num_sections ? off[i + 1] : file_size;
+    std::memset(img + end, 0, static_cast<std::size_t>(next - end));
+  }
+  auto sec = [&](section s) { return img + off[static_cast<std::uint32_t>(s) - 1]; };
+  auto* s_nptr = reinterpret_cast<std::int64_t*>(sec(section::batch_node_ptr));
+  auto* s_eptr = reinterpret_cast<std::int64_t*>(sec(section::batch_edge_ptr));
+  auto* s_nout = reinterpret_cast<std::int64_t*>(sec(section::batch_num_outputs));
+  auto* s_ids = reinterpret_cast<std::int64_t*>(sec(section::node_ids));
+  auto* s_indptr = reinterpret_cast<std::int64_t*>(sec(section::local_indptr));
+  auto* s_idx = reinterpret_cast<std::int64_t*>(sec(section::local_indices));
+  auto* s_w = reinterpret_cast<float*>(sec(section::edge_weights));
+  auto* s_lab = reinterpret_cast<std::int64_t*>(sec(section::labels));
+  std::byte* s_feat = sec(section::features);
+
+  std::memcpy(s_nptr, plan.node_ptr.data(), static_cast<std::size_t>(bytes[0]));
+  std::memcpy(s_eptr, edge_ptr.data(), static_cast<std::size_t>(bytes[1]));
+  for (std::int64_t b = 0; b < B; ++b)
+    s_nout[b] = plan.output_ptr[static_cast<std::size_t>(b) + 1] -
+                plan.output_ptr[static_cast<std::size_t>(b)];
+  if (NT > 0) std::memcpy(s_ids, ids.data(), static_cast<std::size_t>(bytes[3]));
+
+  // Pass 2: local CSRs, columns sorted by local id.
+  for (std::int64_t b = 0; b < B; ++b) {
+    const std::int64_t n0 = plan.node_ptr[static_cast<std::size_t>(b)];
+    const std::int64_t nn = plan.node_ptr[static_cast<std::size_t>(b) + 1] - n0;
+    std::int64_t* ip = s_indptr + n0 + b;
+    ip[0] = 0;
+    for (std::int64_t i = 0; i < nn; ++i)
+      ip[i + 1] = ip[i] + row_cnt[static_cast<std::size_t>(n0 + i)];
+    const std::int64_t e0 = edge_ptr[static_cast<std::size_t>(b)];
+    set_map(n0, nn, true);
+#pragma omp parallel
+    {
+      std::vector<local_entry> row;
+#pragma omp for schedule(dynamic, 256)
+      for (std::int64_t i = 0; i < nn; ++i) {
+        const auto u = static_cast<I>(ids[static_cast<std::size_t>(n0 + i)]);
+        const auto rb = static_cast<std::size_t>(g.indptr[static_cast<std::size_t>(u)]);
+        const auto nb = g.neighbors(u);
+        row.clear();
+        for (std::size_t k = 0; k < nb.size(); ++k) {
+          const std::int32_t l = map[static_cast<std::size_t>(nb[k])];
+          if (l >= 0) row.push_back({l, static_cast<std::int64_t>(k), gw[rb + k]});
+        }
+        bool sorted = true;
+        for (std::size_t k = 1; k < row.size() && sorted; ++k) sorted = row[k - 1].col < row[k].col;
+        if (!sorted)
+          std::sort(row.begin(), row.end(), [](const local_entry& x, const local_entry& y) {
+            return x.col != y.col ? x.col < y.col : x.pos < y.pos;
+          });
+        std::int64_t* oi = s_idx + e0 + ip[i];
+        float* ow = s_w + e0 + ip[i];
+        for (std::size_t k = 0; k < row.size(); ++k) {
+          oi[k] = row[k].col;
+          ow[k] = row[k].w;
+        }
+      }
+    }
+    set_map(n0, nn, false);
+    report(opt.progress, "extract", B + b + 1, 2 * B);
+  }
+
+  // Labels and features, parallel over all stored nodes.
+  const auto row_bytes = static_cast<std::size_t>(F) * dtype_size(dt);
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < NT; ++i) {
+    const auto v = static_cast<std::size_t>(ids[static_cast<std::size_t>(i)]);
+    if (has_labels) s_lab[i] = ds.labels[v];
+    if (dt == feature_dtype::none) continue;
+    const float* src = ds.features.data() + v * static_cast<std::size_t>(F);
+    std::byte* dst = s_feat + static_cast<std::size_t>(i) * row_bytes;
+    if (dt == feature_dtype::float32) {
+      std::memcpy(dst, src, row_bytes);
+    } else {
+      auto* d16 = reinterpret_cast<std::uint16_t*>(dst);
+      if (dt == feature_dtype::float16)
+        for (std::int64_t f = 0; f < F; ++f) d16[f] = float_to_half(src[f]);
+      else
+        for (std::int64_t f = 0; f < F; ++f) d16[f] = float_to_bfloat16(src[f]);
+    }
+  }
+  report(opt.progress, "gather", 1, 1);
+
+  // Header, table, checksums.
+  header h{};
+  std::memcpy(h.magic, magic, sizeof magic);
+  h.version = version;
+  h.endian = endian_marker;
+  h.header_bytes = sizeof(header);
+  h.num_sections = num_sections;
+  h.table_offset = sizeof(header);
+  h.file_size = file_size;
+  h.num_batches = uB;
+  h.total_nodes = uN;
+  h.total_edges = uE;
+  h.total_outputs = plan.outputs.size();
+  h.num_features = static_cast<std::uint64_t>(F);
+  h.dataset_num_nodes = static_cast<std::uint64_t>(N);
+  h.dataset_num_edges = static_cast<std::uint64_t>(g0.num_edges());
+  h.dataset_fingerprint = opt.fingerprint ? dataset_fingerprint(ds) : 0;
+  h.alpha = opt.params.alpha;
+  h.eps = opt.params.eps;
+  h.topk = opt.params.topk;
+  h.parts = opt.params.parts;
+  h.seed = opt.params.seed;
+  h.num_classes = ds.num_classes();
+  h.feature_dtype = static_cast<std::uint32_t>(dt);
+  h.normalization = static_cast<std::uint32_t>(opt.norm);
+  h.flags = (opt.ids_only ? flag_ids_only : 0u) | (has_labels ? flag_labels : 0u) |
+            (opt.add_self_loops ? flag_self_loops_added : 0u);
+  std::memcpy(h.method, opt.params.method.data(), opt.params.method.size());
+  section_entry tab[num_sections]{};
+  for (std::uint32_t i = 0; i < num_sections; ++i) {
+    tab[i].id = i + 1;
+    tab[i].dtype = static_cast<std::uint32_t>(expected_elem(i + 1, dt));
+    tab[i].offset = off[i];
+    tab[i].bytes = bytes[i];
+    tab[i].crc32 = crc32_parallel({img + off[i], static_cast<std::size_t>(bytes[i])});
+    report(opt.progress, "checksum", i + 1, num_sections);
+  }
+  std::memcpy(img + sizeof(header), tab, sizeof tab);
+  h.table_crc32 = static_cast<std::uint32_t>(
+      ::crc32(0L, reinterpret_cast<const Bytef*>(tab), static_cast<uInt>(sizeof tab)));
+  h.header_crc32 = static_cast<std::uint32_t>(
+      ::crc32(0L, reinterpret_cast<const Bytef*>(&h), offsetof(header, header_crc32)));
+  std::memcpy(img, &h, sizeof h);
+
+  std::shared_ptr<const std::byte> owner(mem.release(), aligned_deleter{});
+  return batch_store(std::move(owner), static_cast<std::size_t>(file_size));
+}
+
+}  // namespace detail
+
+/// Materializes every batch of `plan` (see the file comment). Parallel (OpenMP) and
+/// deterministic: the image is byte-identical for any thread count. Throws
+/// `ibmb::invalid_argument` when the plan does not fit the dataset or the options are bad.
+template <class I, class O>
+batch_store materialize(const basic_dataset<I, O>& ds, const batch_plan<I>& plan,
+                        const materialize_options& opt = {}) {
+  const auto& g = ds.graph;
+  IBMB_EXPECTS(g.num_rows == g.num_cols, "materialize: the graph is ", g.num_rows, " x ",
+               g.num_cols, " (expected square)");
+  IBMB_EXPECTS(g.indptr.size() == static_cast<std::size_t>(g.num_rows) + 1,
+               "materialize: graph indptr has ", g.indptr.size(), " entries for ", g.num_rows,
+               " nodes");
+  try {
+    plan.validate(g.num_rows);
+  } catch (const format_error& e) {
+    throw invalid_argument(detail::concat("materialize: ", e.what()));
+  }
+  IBMB_EXPECTS(ds.num_features >= 0, "materialize: num_features = ", ds.num_features);
+  IBMB_EXPECTS(
+      ds.features.empty() || ds.features.size() == static_cast<std::size_t>(g.num_rows) *
+                                                       static_cast<std::size_t>(ds.num_features),
+      "materialize: ", ds.features.size(), " feature values for ", g.num_rows, " nodes x ",
+      ds.num_features, " features");
+  IBMB_EXPECTS(ds.labels.empty() || ds.labels.size() == static_cast<std::size_t>(g.num_rows),
+               "materialize: ", ds.labels.size(), " labels for ", g.num_rows, " nodes");
+  IBMB_EXPECTS(opt.params.method.size() < sizeof(store_format::header::method),
+               "materialize: method name '", opt.params.method, "' is longer than ",
+               sizeof(store_format::header::method) - 1, " bytes");
+  IBMB_EXPECTS(opt.ids_only || opt.features != feature_dtype::none || ds.num_features == 0,
+               "materialize: feature dtype 'none' needs ids_only (or a dataset without features)");
+  scoped_threads threads(opt.threads);
+  return detail::materialize_impl(ds, plan, opt);
+}
+
+/// Gathers the float32 features of `v`'s nodes from the dataset into `out` (num_nodes x
+/// num_features): the read path of an ids-only store (works for any store).
+template <class I, class O>
+void read_batch_features(const basic_dataset<I, O>& ds, const batch_view& v, std::span<float> out) {
+  const auto F = static_cast<std::size_t>(ds.num_features);
+  const auto n = static_cast<std::size_t>(v.num_nodes());
+  IBMB_EXPECTS(out.size() == n * F, "read_batch_features: output holds ", out.size(),
+               " values, expected ", n, " nodes x ", F, " features");
+  IBMB_EXPECTS(ds.features.size() == static_cast<std::size_t>(ds.num_nodes()) * F,
+               "read_batch_features: the dataset holds ", ds.features.size(), " feature values");
+  const auto N = static_cast<std::int64_t>(ds.num_nodes());
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::int64_t id = v.node_ids[i];
+    if (id < 0 || id >= N)
+      throw out_of_range(detail::concat("read_batch_features: batch ", v.index, ", position ", i,
+                                        ": id ", id, " outside the dataset's [0, ", N, ")"));
+    std::memcpy(out.data() + i * F, ds.features.data() + static_cast<std::size_t>(id) * F,
+                F * sizeof(float));
+  }
+}
+
+}  // namespace ibmb
