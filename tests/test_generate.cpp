@@ -253,6 +253,13 @@ TEST_CASE("parse_generator_spec: good and bad specs", "[generate]") {
   REQUIRE_FALSE(p1.shuffle_ids);
   REQUIRE(p1.test_fraction == 0.2);
   REQUIRE(to_spec(parse_generator_spec(to_spec(p1))) == to_spec(p1));  // round trip
+  generator_params odd;
+  odd.homophily = 0.123456789012345;
+  odd.community_fraction = 0.1;
+  odd.seed = 18'446'744'073'709'551'615ULL;
+  const auto back = parse_generator_spec(to_spec(odd));
+  REQUIRE(back.homophily == odd.homophily);  // exact
+  REQUIRE(back.seed == odd.seed);
 
   auto fails_naming = [](const char* spec, const char* needle) {
     try {

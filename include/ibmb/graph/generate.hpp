@@ -528,15 +528,21 @@ basic_dataset<I, O> generate_dataset_impl(const generator_params& p,
 /// Canonical spec string of `p` ("synthetic:nodes=...,...,seed=..."), accepted by
 /// `parse_generator_spec`; used as the generated dataset's name.
 inline std::string to_spec(const generator_params& p) {
+  auto d = [](double x) {  // shortest text that reads back as the same double
+    char buf[32];
+    const auto r = std::to_chars(buf, buf + sizeof buf, x);
+    return std::string(buf, r.ptr);
+  };
   return detail::concat(
-      "synthetic:nodes=", p.nodes, ",avg_degree=", p.avg_degree, ",classes=", p.classes,
-      ",features=", p.features, ",homophily=", p.homophily,
-      ",community_fraction=", p.community_fraction, ",community_size=", p.community_size,
-      ",community_size_spread=", p.community_size_spread,
-      ",power_law_exponent=", p.power_law_exponent, ",max_degree=", p.max_degree,
-      ",class_skew=", p.class_skew, ",feature_noise=", p.feature_noise,
-      ",train_fraction=", p.train_fraction, ",val_fraction=", p.val_fraction,
-      ",test_fraction=", p.test_fraction, ",shuffle_ids=", p.shuffle_ids ? 1 : 0, ",seed=", p.seed);
+      "synthetic:nodes=", p.nodes, ",avg_degree=", d(p.avg_degree), ",classes=", p.classes,
+      ",features=", p.features, ",homophily=", d(p.homophily),
+      ",community_fraction=", d(p.community_fraction), ",community_size=", p.community_size,
+      ",community_size_spread=", d(p.community_size_spread),
+      ",power_law_exponent=", d(p.power_law_exponent), ",max_degree=", p.max_degree,
+      ",class_skew=", d(p.class_skew), ",feature_noise=", d(p.feature_noise),
+      ",train_fraction=", d(p.train_fraction), ",val_fraction=", d(p.val_fraction),
+      ",test_fraction=", d(p.test_fraction), ",shuffle_ids=", p.shuffle_ids ? 1 : 0,
+      ",seed=", p.seed);
 }
 
 /// Parses "synthetic" or "synthetic:key=value,..." (keys: the field names of
