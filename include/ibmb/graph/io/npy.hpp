@@ -491,8 +491,10 @@ class npy_dict_parser {
 /// Reads magic, version, header length and the header dict (not the data).
 inline npy_header parse_npy_header(std::span<const char> b, std::string_view name) {
   static constexpr char magic[6] = {'\x93', 'N', 'U', 'M', 'P', 'Y'};
-  if (b.size() < 6 || std::memcmp(b.data(), magic, 6) != 0) {
-    if (b.size() < 6 && std::memcmp(b.data(), magic, b.size()) == 0)
+  const std::size_t k = std::min<std::size_t>(b.size(), 6);
+  const bool prefix_ok = std::equal(b.begin(), b.begin() + static_cast<std::ptrdiff_t>(k), magic);
+  if (b.size() < 6 || !prefix_ok) {
+    if (prefix_ok)
       throw format_error(concat(name, ": truncated: ", b.size(),
                                 " bytes, an .npy file starts with a 10-byte preamble"));
     throw format_error(concat(name, ": offset 0: not an .npy file (magic ",
