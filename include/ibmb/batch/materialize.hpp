@@ -31,6 +31,17 @@ namespace ibmb {
 
 namespace detail {
 
+/// Rows prefetched ahead by the feature gathers: random rows of a large feature matrix miss
+/// the cache, and a few rows in flight hide most of the latency.
+inline constexpr std::size_t gather_ahead = 16;
+
+inline void prefetch_row(const std::vector<float>& features, std::int64_t id, std::int64_t n,
+                         std::size_t F) {
+  if (id < 0 || id >= n) return;
+  const char* p = reinterpret_cast<const char*>(features.data() + static_cast<std::size_t>(id) * F);
+  for (std::size_t off = 0; off < F * sizeof(float); off += 64) __builtin_prefetch(p + off);
+}
+
 /// Local position of a batch's i-th sorted node in the outputs-first order.
 template <class I>
 void outputs_first_order(std::span<const I> outs, std::span<const I> nodes, std::int64_t* dst) {
@@ -204,6 +215,9 @@ batch_store materialize_impl(const basic_dataset<I, O>& ds, const batch_plan<I>&
 #pragma omp parallel for schedule(static)
   for (std::int64_t i = 0; i < NT; ++i) {
     const auto v = static_cast<std::size_t>(ids[static_cast<std::size_t>(i)]);
+    if (dt != feature_dtype::none && i + static_cast<std::int64_t>(gather_ahead) < NT)
+      prefetch_row(ds.features, ids[static_cast<std::size_t>(i) + gather_ahead], N,
+                   static_cast<std::size_t>(F));
     if (has_labels) s_lab[i] = ds.labels[v];
     if (dt == feature_dtype::none) continue;
     const float* src = ds.features.data() + v * static_cast<std::size_t>(F);
@@ -316,6 +330,8 @@ void read_batch_features(const basic_dataset<I, O>& ds, const batch_view& v, std
                "read_batch_features: the dataset holds ", ds.features.size(), " feature values");
   const auto N = static_cast<std::int64_t>(ds.num_nodes());
   for (std::size_t i = 0; i < n; ++i) {
+    if (i + detail::gather_ahead < n)
+      detail::prefetch_row(ds.features, v.node_ids[i + detail::gather_ahead], N, F);
     const std::int64_t id = v.node_ids[i];
     if (id < 0 || id >= N)
       throw out_of_range(detail::concat("read_batch_features: batch ", v.index, ", position ", i,

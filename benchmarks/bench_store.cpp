@@ -1,0 +1,175 @@
+// Batch store: induced-subgraph extraction (edges/s), feature gather (GB/s) against a plain
+// memcpy of the same bytes in the same run, materialization, and opening a saved store +
+// reading its first batch (mmap, no payload parsing).
+//
+//   bench_store                                  200k-node synthetic graph (default)
+//   IBMB_BENCH_NODES=2500000 bench_store         larger graph
+//
+// Batches: random output batches of 1000 training nodes + their 2-hop neighbourhoods capped at
+// 30000 nodes (khop_plan), on the graph after make_undirected_with_self_loops.
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <vector>
+
+#include "ibmb/batch/baselines.hpp"
+#include "ibmb/batch/materialize.hpp"
+#include "ibmb/batch/store.hpp"
+#include "ibmb/core/parallel.hpp"
+#include "ibmb/graph/build.hpp"
+#include "ibmb/graph/generate.hpp"
+
+namespace {
+
+struct setup {
+  ibmb::dataset ds;
+  ibmb::batch_plan<std::int64_t> plan;
+  std::int64_t features = 0;
+};
+
+/// One dataset + plan per feature width, built once.
+const setup& get(std::int64_t features) {
+  static std::unique_ptr<setup> cache[2];
+  auto& c = cache[features == 64 ? 0 : 1];
+  if (c) return *c;
+  c = std::make_unique<setup>();
+  ibmb::generator_params p;
+  p.nodes = 200'000;
+  if (const char* e = std::getenv("IBMB_BENCH_NODES")) p.nodes = std::atoll(e);
+  p.features = static_cast<std::int32_t>(features);
+  c->ds = ibmb::generate_dataset(p);
+  c->ds.graph = ibmb::make_undirected_with_self_loops(c->ds.graph.view());
+  ibmb::khop_plan_params kp;
+  kp.batch_size = 1000;
+  kp.hops = 2;
+  kp.max_nodes = 30000;
+  c->plan = ibmb::khop_plan(c->ds.graph.view(), std::span<const std::int64_t>(c->ds.train_idx), kp);
+  c->features = features;
+  return *c;
+}
+
+/// Local CSR extraction alone (ids-only store: ids, CSR, weights, checksums; no features).
+void bm_extract(benchmark::State& state) {
+  const auto& s = get(128);
+  ibmb::materialize_options o;
+  o.ids_only = true;
+  o.fingerprint = false;
+  o.threads = static_cast<int>(state.range(0));
+  std::int64_t edges = 0, scanned = 0;
+  for (std::int64_t v : s.plan.nodes) scanned += s.ds.graph.view().degree(v);
+  for (auto _ : state) {
+    auto st = ibmb::materialize(s.ds, s.plan, o);
+    edges = st.total_edges();
+    benchmark::DoNotOptimize(st.image().data());
+  }
+  state.counters["local_edges/s"] =
+      benchmark::Counter(static_cast<double>(edges), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["scanned_edges/s"] = benchmark::Counter(
+      static_cast<double>(scanned), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["batches"] = static_cast<double>(s.plan.num_batches());
+  state.counters["local_edges"] = static_cast<double>(edges);
+}
+
+/// Feature gather of every batch (single thread, read_batch_features into one buffer).
+void bm_gather(benchmark::State& state) {
+  const auto& s = get(state.range(0));
+  ibmb::materialize_options o;
+  o.ids_only = true;
+  o.fingerprint = false;
+  const auto st = ibmb::materialize(s.ds, s.plan, o);
+  std::int64_t max_nodes = 0;
+  for (std::size_t b = 0; b < st.num_batches(); ++b)
+    max_nodes = std::max(max_nodes, st.batch(b).num_nodes());
+  std::vector<float> out(static_cast<std::size_t>(max_nodes * s.features));
+  const auto bytes = st.total_nodes() * s.features * 4;
+  for (auto _ : state) {
+    for (std::size_t b = 0; b < st.num_batches(); ++b) {
+      const auto v = st.batch(b);
+      ibmb::read_batch_features(
+          s.ds, v,
+          std::span<float>(out).first(static_cast<std::size_t>(v.num_nodes() * s.features)));
+      benchmark::DoNotOptimize(out.data());
+    }
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(state.iterations() * bytes);
+  state.counters["row_bytes"] = static_cast<double>(s.features * 4);
+}
+
+/// memcpy of the same bytes per batch, from contiguous (wrapping) runs of the feature array.
+void bm_memcpy(benchmark::State& state) {
+  const auto& s = get(state.range(0));
+  const auto F = static_cast<std::size_t>(s.features);
+  const std::size_t total = s.ds.features.size();
+  std::int64_t max_nodes = 0, all = 0;
+  for (std::size_t b = 0; b < s.plan.num_batches(); ++b) {
+    max_nodes =
+        std::max<std::int64_t>(max_nodes, static_cast<std::int64_t>(s.plan.batch_nodes(b).size()));
+    all += static_cast<std::int64_t>(s.plan.batch_nodes(b).size());
+  }
+  std::vector<float> out(static_cast<std::size_t>(max_nodes) * F);
+  for (auto _ : state) {
+    std::size_t at = 0;
+    for (std::size_t b = 0; b < s.plan.num_batches(); ++b) {
+      std::size_t n = s.plan.batch_nodes(b).size() * F, done = 0;
+      while (done < n) {
+        const std::size_t k = std::min(n - done, total - at);
+        std::memcpy(out.data() + done, s.ds.features.data() + at, k * 4);
+        done += k;
+        at = (at + k) % total;
+      }
+      benchmark::DoNotOptimize(out.data());
+    }
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(state.iterations() * all * static_cast<std::int64_t>(F) * 4);
+  state.counters["row_bytes"] = static_cast<double>(F * 4);
+}
+
+/// Full materialization (float32 features), all cores given.
+void bm_materialize(benchmark::State& state) {
+  const auto& s = get(128);
+  ibmb::materialize_options o;
+  o.threads = static_cast<int>(state.range(0));
+  std::size_t bytes = 0;
+  for (auto _ : state) {
+    auto st = ibmb::materialize(s.ds, s.plan, o);
+    bytes = st.image().size();
+    benchmark::DoNotOptimize(st.image().data());
+  }
+  state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(bytes));
+  state.counters["store_MB"] = static_cast<double>(bytes) / 1e6;
+}
+
+/// load_store (mmap + header/table/batch-table validation) + reading batch 0's features.
+void bm_open_first_batch(benchmark::State& state) {
+  const auto& s = get(128);
+  const auto path = std::filesystem::temp_directory_path() / "ibmb_bench_store.ibmb";
+  {
+    ibmb::materialize_options o;
+    ibmb::save_store(ibmb::materialize(s.ds, s.plan, o), path);
+  }
+  double sum = 0;
+  for (auto _ : state) {
+    const auto st = ibmb::load_store(path);
+    const auto v = st.batch(0);
+    for (float x : v.features()) sum += x;
+    benchmark::DoNotOptimize(sum);
+  }
+  state.counters["file_MB"] = static_cast<double>(std::filesystem::file_size(path)) / 1e6;
+  std::filesystem::remove(path);
+}
+
+}  // namespace
+
+BENCHMARK(bm_extract)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(bm_gather)->Arg(64)->Arg(128)->Unit(benchmark::kMillisecond);
+BENCHMARK(bm_memcpy)->Arg(64)->Arg(128)->Unit(benchmark::kMillisecond);
+BENCHMARK(bm_materialize)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(bm_open_first_batch)->Unit(benchmark::kMillisecond);
+
+BENCHMARK_MAIN();
