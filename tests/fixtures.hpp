@@ -1,7 +1,9 @@
 // Shared test fixtures: tiny graphs and the location of the real datasets.
 #pragma once
 
+#include <unistd.h>
 #include <cstdint>
+
 #include <cstdlib>
 #include <filesystem>
 #include <optional>
@@ -41,12 +43,14 @@ inline std::optional<std::filesystem::path> shared_dataset(const std::string& na
   return *d / name;
 }
 
-/// A fresh scratch directory for one test.
+/// A fresh scratch directory for one test. The process id is part of the name: ctest runs
+/// test cases (and the instances of a TEMPLATE_TEST_CASE) in parallel processes.
 inline std::filesystem::path scratch_dir(const std::string& name) {
+  const std::string pid = std::to_string(::getpid());
 #ifdef IBMB_TEST_TMP_DIR
-  std::filesystem::path p = std::filesystem::path(IBMB_TEST_TMP_DIR) / name;
+  std::filesystem::path p = std::filesystem::path(IBMB_TEST_TMP_DIR) / pid / name;
 #else
-  std::filesystem::path p = std::filesystem::temp_directory_path() / ("ibmb_test_" + name);
+  std::filesystem::path p = std::filesystem::temp_directory_path() / ("ibmb_test_" + pid) / name;
 #endif
   std::filesystem::remove_all(p);
   std::filesystem::create_directories(p);

@@ -1,6 +1,9 @@
 // ibmb: umbrella header for the CPU library (never includes cuda/).
 #pragma once
 
+#include "ibmb/batch/batchwise.hpp"
+#include "ibmb/batch/nodewise.hpp"
+#include "ibmb/batch/plan.hpp"
 #include "ibmb/core/error.hpp"
 #include "ibmb/core/file.hpp"
 #include "ibmb/core/parallel.hpp"
@@ -9,4 +12,12 @@
 #include "ibmb/graph/build.hpp"
 #include "ibmb/graph/csr.hpp"
 #include "ibmb/graph/dataset.hpp"
+#include "ibmb/graph/generate.hpp"
+#include "ibmb/graph/io/load.hpp"
+#include "ibmb/graph/io/npz.hpp"
+#include "ibmb/graph/io/numpy_dir.hpp"
 #include "ibmb/graph/normalize.hpp"
+#include "ibmb/graph/stats.hpp"
+#include "ibmb/partition/metis.hpp"
+#include "ibmb/ppr/push.hpp"
+#include "ibmb/ppr/topic.hpp"

@@ -113,8 +113,10 @@ std::pair<int, double> topic_ppr_block(csr_view<I, O, W> g, teleport_sets<I> set
   std::vector<double> change(B);
   int it = 0;
   double max_change = 0;
+  // Small problems run on the calling thread: a parallel region per iteration costs more.
+  const bool parallel = static_cast<std::size_t>(g.num_edges()) * B > (1u << 16);
   for (it = 1; it <= p.max_iterations; ++it) {
-#pragma omp parallel
+#pragma omp parallel if (parallel)
     {
       std::vector<V> acc(B);
 #pragma omp for schedule(dynamic, 1)
@@ -146,7 +148,7 @@ std::pair<int, double> topic_ppr_block(csr_view<I, O, W> g, teleport_sets<I> set
     }
     for (const auto& t : tele) y[static_cast<std::size_t>(t.node) * B + t.col] += t.value;
     if (p.tolerance > 0) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (parallel)
       for (int c = 0; c < chunks; ++c) {
         double* part = partial.data() + static_cast<std::size_t>(c) * B;
         std::fill(part, part + B, 0.0);

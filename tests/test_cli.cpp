@@ -1,0 +1,97 @@
+// The ibmb command-line tool: exit codes and one-line errors, run as a subprocess.
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <catch2/catch.hpp>
+
+#include "fixtures.hpp"
+
+#ifdef IBMB_CLI_PATH
+namespace {
+
+struct run_result {
+  int code = -1;
+  std::string out;  // stdout + stderr
+};
+
+run_result run_cli(const std::string& args) {
+  const std::string cmd = std::string(IBMB_CLI_PATH) + " " + args + " 2>&1";
+  run_result r;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  std::array<char, 4096> buf{};
+  while (std::fgets(buf.data(), static_cast<int>(buf.size()), p)) r.out += buf.data();
+  const int status = ::pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return r;
+}
+
+bool one_line(const std::string& s) { return !s.empty() && s.find('\n') == s.size() - 1; }
+
+}  // namespace
+
+TEST_CASE("cli: bad usage and bad input give one line and exit code 2", "[cli][bad-input]") {
+  const auto dir = ibmb::test::scratch_dir("cli_bad");
+  {
+    std::ofstream(dir / "bad_edges.txt") << "0 1\n1 x\n";
+    std::ofstream(dir / "trunc.npz") << "PK\x03\x04garbage";
+  }
+  const std::string cases[] = {
+      "",                               // no subcommand
+      "stats",                          // missing --data
+      "stats --data",                   // missing value
+      "stats --data x --no-such-flag",  // unknown flag
+      "frobnicate",                     // unknown subcommand
+      "stats --data " + (dir / "missing").string(),
+      "stats --data " + (dir / "bad_edges.txt").string(),
+      "stats --data " + (dir / "trunc.npz").string(),
+      "stats --data synthetic:nodes=-5",
+      "stats --data synthetic:bogus=1",
+      "generate --nodes abc --out " + (dir / "g").string(),
+      "generate --homophily 2 --out " + (dir / "g").string(),
+  };
+  for (const auto& args : cases) {
+    INFO("ibmb " << args);
+    const auto r = run_cli(args);
+    CHECK(r.code == 2);
+    CHECK(one_line(r.out));
+    CHECK(r.out.rfind("ibmb: error: ", 0) == 0);
+  }
+  // The error names the file and the line.
+  const auto r = run_cli("stats --data " + (dir / "bad_edges.txt").string());
+  CHECK_THAT(r.out, Catch::Contains("bad_edges.txt") && Catch::Contains(":2"));
+}
+
+TEST_CASE("cli: stats --json and generate round trip", "[cli]") {
+  const auto dir = ibmb::test::scratch_dir("cli_gen");
+  const auto out = dir / "g";
+  auto r =
+      run_cli("generate --nodes 3000 --avg-degree 8 --classes 5 --features 16 --seed 3 --out " +
+              out.string());
+  REQUIRE(r.code == 0);
+  r = run_cli("stats --json --data " + out.string());
+  REQUIRE(r.code == 0);
+  CHECK_THAT(r.out, Catch::Contains("\"nodes\": 3000") && Catch::Contains("\"features\": 16") &&
+                        Catch::Contains("\"classes\": 5") &&
+                        Catch::Contains("\"symmetric\": true"));
+  // The same graph straight from the generator SPEC.
+  auto s =
+      run_cli("stats --json --data synthetic:nodes=3000,avg_degree=8,classes=5,features=16,seed=3");
+  REQUIRE(s.code == 0);
+  auto strip_name_time = [](std::string t) {
+    t = t.substr(t.find("\"nodes\""));
+    return t.substr(0, t.find("\"load_seconds\""));
+  };
+  CHECK(strip_name_time(r.out) == strip_name_time(s.out));
+  // Refuses to overwrite what is there.
+  r = run_cli("generate --nodes 100 --out " + out.string());
+  CHECK(r.code == 2);
+  CHECK_THAT(r.out, Catch::Contains("exists"));
+  CHECK(std::filesystem::exists(out / "indptr.npy"));
+}
+#endif
