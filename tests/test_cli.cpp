@@ -95,3 +95,57 @@ TEST_CASE("cli: stats --json and generate round trip", "[cli]") {
   CHECK(std::filesystem::exists(out / "indptr.npy"));
 }
 #endif
+
+#ifdef IBMB_CLI_PATH
+TEST_CASE("cli: ppr, build, info and verify on a generated graph", "[cli]") {
+  const auto dir = ibmb::test::scratch_dir("cli_store");
+  const std::string data = "synthetic:nodes=4000,avg_degree=10,classes=4,features=8,seed=5";
+  auto r = run_cli("ppr --data " + data + " --outputs val --topk 8 --out " +
+                   (dir / "p.npz").string() + " --json");
+  REQUIRE(r.code == 0);
+  CHECK_THAT(r.out, Catch::Contains("\"seconds\"") && Catch::Contains("\"outputs\": 200") &&
+                        Catch::Contains("\"edges_relaxed\"") &&
+                        Catch::Contains("\"peak_rss_bytes\""));
+  for (const char* m : {"nodewise", "batchwise", "cluster", "random", "khop"}) {
+    INFO(m);
+    const auto out = dir / (std::string(m) + ".ibmb");
+    r = run_cli(std::string("build --data ") + data + " --method " + m +
+                " --split test --batch-size 100 --out " + out.string() + " --json");
+    REQUIRE(r.code == 0);
+    CHECK_THAT(r.out, Catch::Contains("\"batches\": 4") &&
+                          Catch::Contains("\"partition_seconds\"") &&
+                          Catch::Contains("\"ppr_seconds\""));
+    r = run_cli("verify " + out.string());
+    CHECK(r.code == 0);
+  }
+  r = run_cli("info " + (dir / "nodewise.ibmb").string() + " --json --data " + data);
+  REQUIRE(r.code == 0);
+  CHECK_THAT(r.out, Catch::Contains("\"influence_coverage\"") &&
+                        Catch::Contains("\"method\": \"nodewise\""));
+  // A flipped byte in the payload: verify fails with one line, exit code 2.
+  const auto victim = dir / "random.ibmb";
+  {
+    std::fstream f(victim, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(0, std::ios::end);
+    const auto size = static_cast<std::streamoff>(f.tellg());
+    f.seekg(size - 100);
+    char c = 0;
+    f.read(&c, 1);
+    c = static_cast<char>(c ^ 0x5a);
+    f.seekp(size - 100);
+    f.write(&c, 1);
+  }
+  r = run_cli("verify " + victim.string());
+  CHECK(r.code == 2);
+  CHECK(one_line(r.out));
+  // Bad values are refused before any work.
+  r = run_cli("build --data " + data + " --method magic --out " + (dir / "x.ibmb").string());
+  CHECK(r.code == 2);
+  r = run_cli("build --data " + data + " --iterations 5 --tol 1e-3 --out " +
+              (dir / "x.ibmb").string());
+  CHECK(r.code == 2);
+  r = run_cli("ppr --data " + data + " --outputs nowhere.txt --out " + (dir / "x.npz").string());
+  CHECK(r.code == 2);
+  CHECK_THAT(r.out, Catch::Contains("nowhere.txt"));
+}
+#endif

@@ -2,8 +2,11 @@
 #pragma once
 
 #include <sys/resource.h>
+#include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <chrono>
+#include <functional>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -11,6 +14,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "ibmb/core/progress.hpp"
 
 namespace ibmb::cli {
 
@@ -94,5 +99,28 @@ inline std::int64_t peak_rss_bytes() {
   getrusage(RUSAGE_SELF, &ru);
   return static_cast<std::int64_t>(ru.ru_maxrss) * 1024;
 }
+
+/// A subcommand and what runs it once it was parsed.
+struct command {
+  CLI::App* app = nullptr;
+  std::function<int()> run;
+};
+using command_list = std::vector<command>;
+
+/// Progress lines on stderr, only when stderr is a terminal.
+inline ibmb::progress_callback terminal_progress() {
+  if (!::isatty(STDERR_FILENO)) return {};
+  return [](std::string_view stage, std::int64_t done, std::int64_t total) {
+    if (total > 0)
+      std::fprintf(stderr, "\r%.*s %3d%%", static_cast<int>(stage.size()), stage.data(),
+                   static_cast<int>(100 * done / total));
+    else
+      std::fprintf(stderr, "\r%.*s %lld", static_cast<int>(stage.size()), stage.data(),
+                   static_cast<long long>(done));
+    if (total > 0 && done >= total) std::fprintf(stderr, "\n");
+    std::fflush(stderr);
+  };
+}
+
 
 }  // namespace ibmb::cli

@@ -1,142 +1,24 @@
 // The ibmb command-line tool. Every error is one line on stderr and exit code 2.
-#include <unistd.h>
-
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
-#include <filesystem>
 #include <iostream>
 #include <new>
 #include <string>
 
 #include "cli_util.hpp"
-#include "ibmb/core/error.hpp"
+#include "commands.hpp"
 #include "ibmb/core/parallel.hpp"
 #include "ibmb/core/version.hpp"
-#include "ibmb/graph/generate.hpp"
-#include "ibmb/graph/io/load.hpp"
-#include "ibmb/graph/io/numpy_dir.hpp"
-#include "ibmb/graph/stats.hpp"
 
 namespace {
 
-using ibmb::cli::json_object;
-using ibmb::cli::stopwatch;
-
 constexpr int exit_error = 2;
 
-/// Progress lines on stderr, only when stderr is a terminal.
-ibmb::progress_callback terminal_progress() {
-  if (!::isatty(STDERR_FILENO)) return {};
-  return [](std::string_view stage, std::int64_t done, std::int64_t total) {
-    if (total > 0)
-      std::fprintf(stderr, "\r%.*s %3d%%", static_cast<int>(stage.size()), stage.data(),
-                   static_cast<int>(100 * done / total));
-    else
-      std::fprintf(stderr, "\r%.*s %lld", static_cast<int>(stage.size()), stage.data(),
-                   static_cast<long long>(done));
-    if (total > 0 && done >= total) std::fprintf(stderr, "\n");
-    std::fflush(stderr);
-  };
-}
-
-json_object stats_json(const ibmb::dataset& ds, double load_seconds) {
-  const auto s = ibmb::compute_stats(ds.graph.view());
-  json_object deg;
-  deg.add("min", s.min_degree)
-      .add("median", s.median_degree)
-      .add("mean", s.mean_degree)
-      .add("max", s.max_degree);
-  json_object split;
-  split.add("train", static_cast<std::int64_t>(ds.train_idx.size()))
-      .add("val", static_cast<std::int64_t>(ds.val_idx.size()))
-      .add("test", static_cast<std::int64_t>(ds.test_idx.size()));
-  std::int64_t labelled = 0;
-  for (auto l : ds.labels) labelled += l >= 0;
-  json_object o;
-  o.add("name", ds.name)
-      .add("nodes", s.nodes)
-      .add("directed_edges", s.directed_edges)
-      .add("self_loops", s.self_loops)
-      .add("symmetric", s.symmetric)
-      .add("features", ds.num_features)
-      .add("classes", ds.num_classes())
-      .add("labelled_nodes", labelled)
-      .add("split", split)
-      .add("isolated_nodes", s.isolated_nodes)
-      .add("degree", deg)
-      .add("load_seconds", load_seconds);
-  return o;
-}
-
-void print_stats_text(const ibmb::dataset& ds, double load_seconds) {
-  const auto s = ibmb::compute_stats(ds.graph.view());
-  std::int64_t labelled = 0;
-  for (auto l : ds.labels) labelled += l >= 0;
-  std::printf("dataset         %s\n", ds.name.c_str());
-  std::printf("nodes           %lld\n", static_cast<long long>(s.nodes));
-  std::printf("directed edges  %lld (self-loops %lld, %s)\n",
-              static_cast<long long>(s.directed_edges), static_cast<long long>(s.self_loops),
-              s.symmetric ? "symmetric" : "not symmetric");
-  std::printf("features        %lld\n", static_cast<long long>(ds.num_features));
-  std::printf("classes         %lld (%lld labelled nodes)\n",
-              static_cast<long long>(ds.num_classes()), static_cast<long long>(labelled));
-  std::printf("split           train %zu / val %zu / test %zu\n", ds.train_idx.size(),
-              ds.val_idx.size(), ds.test_idx.size());
-  std::printf("isolated nodes  %lld\n", static_cast<long long>(s.isolated_nodes));
-  std::printf("degree          min %lld / median %lld / mean %.2f / max %lld\n",
-              static_cast<long long>(s.min_degree), static_cast<long long>(s.median_degree),
-              s.mean_degree, static_cast<long long>(s.max_degree));
-  std::printf("load time       %.2f s\n", load_seconds);
-}
-
-struct stats_options {
-  std::string data;
-  bool json = false;
-};
-
-struct generate_options {
-  ibmb::generator_params params;
-  std::string out;
-  bool force = false;
-};
-
-int run_stats(const stats_options& o) {
-  stopwatch t;
-  const auto ds = ibmb::load_dataset(o.data, terminal_progress());
-  const double secs = t.seconds();
-  if (o.json)
-    std::printf("%s\n", stats_json(ds, secs).str().c_str());
-  else
-    print_stats_text(ds, secs);
-  return 0;
-}
-
-int run_generate(const generate_options& o) {
-  namespace fs = std::filesystem;
-  const fs::path out(o.out);
-  if (fs::exists(out) && !(fs::is_directory(out) && fs::is_empty(out)) && !o.force)
-    throw ibmb::io_error(out.string() + ": exists and is not empty (pass --force to overwrite)");
-  stopwatch t;
-  auto ds = ibmb::generate_dataset(o.params, terminal_progress());
-  const double gen = t.seconds();
-  ibmb::save_numpy_dir(ds, out);
-  std::printf(
-      "wrote %s: %lld nodes, %lld directed edges, %lld features, %lld classes (generated in %.2f "
-      "s, "
-      "written in %.2f s)\n",
-      out.string().c_str(), static_cast<long long>(ds.num_nodes()),
-      static_cast<long long>(ds.num_edges()), static_cast<long long>(ds.num_features),
-      static_cast<long long>(ds.num_classes()), gen, t.seconds() - gen);
-  return 0;
-}
-
-int run_demo(const std::string& data) {
-  std::printf("ibmb %s demo on '%s'\n\n", ibmb::version_string, data.c_str());
-  stopwatch t;
-  const auto ds = ibmb::load_dataset(data, terminal_progress());
-  print_stats_text(ds, t.seconds());
-  return 0;
+std::string one_line(std::string msg) {
+  for (auto& ch : msg)
+    if (ch == '\n' || ch == '\r') ch = ' ';
+  return msg;
 }
 
 }  // namespace
@@ -145,40 +27,17 @@ int main(int argc, char** argv) {
   CLI::App app{"ibmb: influence-based mini-batching for graph neural networks"};
   app.set_version_flag("--version", ibmb::version_string);
   app.require_subcommand(1);
+  app.fallthrough();  // --threads may also follow the subcommand
   int threads = 0;
   app.add_option("--threads", threads, "OpenMP threads (default: all cores)")
       ->check(CLI::NonNegativeNumber);
 
-  stats_options stats;
-  auto* c_stats = app.add_subcommand(
-      "stats", "Print nodes, edges, features, classes, split and degree statistics");
-  c_stats
-      ->add_option("--data", stats.data,
-                   "Dataset SPEC: a path (format auto-detected) or synthetic[:k=v,...]")
-      ->required();
-  c_stats->add_flag("--json", stats.json, "Print one JSON object");
-
-  generate_options gen;
-  auto* c_gen =
-      app.add_subcommand("generate", "Write the embedded synthetic dataset as a NumPy directory");
-  c_gen->add_option("--nodes", gen.params.nodes, "Number of nodes")->check(CLI::PositiveNumber);
-  c_gen
-      ->add_option("--avg-degree", gen.params.avg_degree,
-                   "Average number of directed edges per node")
-      ->check(CLI::PositiveNumber);
-  c_gen->add_option("--classes", gen.params.classes, "Number of classes")
-      ->check(CLI::PositiveNumber);
-  c_gen->add_option("--features", gen.params.features, "Feature dimension")
-      ->check(CLI::NonNegativeNumber);
-  c_gen->add_option("--homophily", gen.params.homophily, "Fraction of edges inside a class")
-      ->check(CLI::Range(0.0, 1.0));
-  c_gen->add_option("--seed", gen.params.seed, "Random seed");
-  c_gen->add_option("--out", gen.out, "Output directory (NumPy layout)")->required();
-  c_gen->add_flag("--force", gen.force, "Overwrite a non-empty output directory");
-
-  std::string demo_data = "synthetic";
-  auto* c_demo = app.add_subcommand("demo", "The main job on the embedded default dataset");
-  c_demo->add_option("--data", demo_data, "Dataset SPEC (default: the embedded synthetic graph)");
+  ibmb::cli::command_list cmds;
+  ibmb::cli::add_data_commands(app, cmds);
+  ibmb::cli::add_ppr_commands(app, cmds);
+  ibmb::cli::add_store_commands(app, cmds);
+  ibmb::cli::add_train_commands(app, cmds);
+  ibmb::cli::add_demo_command(app, cmds);
 
   try {
     app.parse(argc, argv);
@@ -192,26 +51,19 @@ int main(int argc, char** argv) {
     std::cout << ibmb::version_string << "\n";
     return 0;
   } catch (const CLI::ParseError& e) {
-    std::string msg = e.what();
-    for (auto& ch : msg)
-      if (ch == '\n') ch = ' ';
-    std::fprintf(stderr, "ibmb: error: %s (see ibmb --help)\n", msg.c_str());
+    std::fprintf(stderr, "ibmb: error: %s (see ibmb --help)\n", one_line(e.what()).c_str());
     return exit_error;
   }
 
   try {
     ibmb::scoped_threads th(threads);
-    if (c_stats->parsed()) return run_stats(stats);
-    if (c_gen->parsed()) return run_generate(gen);
-    if (c_demo->parsed()) return run_demo(demo_data);
+    for (const auto& c : cmds)
+      if (c.app->parsed()) return c.run();
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "ibmb: error: out of memory\n");
     return exit_error;
   } catch (const std::exception& e) {
-    std::string msg = e.what();
-    for (auto& ch : msg)
-      if (ch == '\n') ch = ' ';
-    std::fprintf(stderr, "ibmb: error: %s\n", msg.c_str());
+    std::fprintf(stderr, "ibmb: error: %s\n", one_line(e.what()).c_str());
     return exit_error;
   }
   return 0;

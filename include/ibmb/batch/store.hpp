@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "ibmb/batch/plan.hpp"
 #include "ibmb/batch/store_types.hpp"
 #include "ibmb/core/error.hpp"
 #include "ibmb/core/file.hpp"
@@ -451,6 +452,23 @@ inline store_summary summarize(const batch_store& s) {
   for (const auto& e : s.sections())
     r.section_bytes.emplace_back(store_format::section_name(e.id), e.bytes);
   return r;
+}
+
+/// The plan a store was materialized from (outputs and nodes of every batch, sorted), so
+/// that plan-level tools (influence coverage, schedules) work on stored batches too.
+inline batch_plan<std::int64_t> store_plan(const batch_store& s) {
+  batch_plan<std::int64_t> plan;
+  std::vector<std::int64_t> outs, nodes;
+  for (std::size_t b = 0; b < s.num_batches(); ++b) {
+    const auto v = s.batch(b);
+    const auto o = v.output_ids();
+    outs.assign(o.begin(), o.end());
+    nodes.assign(v.node_ids.begin(), v.node_ids.end());
+    std::sort(outs.begin(), outs.end());
+    std::sort(nodes.begin(), nodes.end());
+    plan.push_batch(outs, nodes);
+  }
+  return plan;
 }
 
 }  // namespace ibmb
