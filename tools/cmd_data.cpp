@@ -1,4 +1,5 @@
 // ibmb stats / ibmb generate: what a dataset holds, and the embedded generator on disk.
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -113,26 +114,44 @@ void print_dataset_stats(const ibmb::dataset& ds, double load_seconds) {
 
 void add_data_commands(CLI::App& app, command_list& cmds) {
   auto stats = std::make_shared<stats_options>();
-  auto* c_stats =
-      app.add_subcommand("stats", "Print nodes, edges, features, classes, split and degree statistics");
-  c_stats->add_option("--data", stats->data, "Dataset SPEC: a path (format auto-detected) or synthetic[:k=v,...]")
+  auto* c_stats = app.add_subcommand(
+      "stats", "Print nodes, edges, features, classes, split and degree statistics");
+  c_stats
+      ->add_option("--data", stats->data,
+                   "Dataset SPEC: a path (format auto-detected) or synthetic[:k=v,...]")
       ->required();
   c_stats->add_flag("--json", stats->json, "Print one JSON object");
   cmds.push_back({c_stats, [stats] { return run_stats(*stats); }});
 
   auto gen = std::make_shared<generate_options>();
-  auto* c_gen = app.add_subcommand("generate", "Write the embedded synthetic dataset as a NumPy directory");
+  auto* c_gen =
+      app.add_subcommand("generate", "Write the embedded synthetic dataset as a NumPy directory");
   c_gen->add_option("--nodes", gen->params.nodes, "Number of nodes")->check(CLI::PositiveNumber);
-  c_gen->add_option("--avg-degree", gen->params.avg_degree, "Average number of directed edges per node")
+  c_gen
+      ->add_option("--avg-degree", gen->params.avg_degree,
+                   "Average number of directed edges per node")
       ->check(CLI::PositiveNumber);
-  c_gen->add_option("--classes", gen->params.classes, "Number of classes")->check(CLI::PositiveNumber);
-  c_gen->add_option("--features", gen->params.features, "Feature dimension")->check(CLI::NonNegativeNumber);
+  c_gen->add_option("--classes", gen->params.classes, "Number of classes")
+      ->check(CLI::PositiveNumber);
+  c_gen->add_option("--features", gen->params.features, "Feature dimension")
+      ->check(CLI::NonNegativeNumber);
   c_gen->add_option("--homophily", gen->params.homophily, "Fraction of edges inside a class")
       ->check(CLI::Range(0.0, 1.0));
+  auto* cf = c_gen
+                 ->add_option("--community-fraction", gen->params.community_fraction,
+                              "Fraction of edges inside a node's small community (<= homophily)")
+                 ->check(CLI::Range(0.0, 1.0));
   c_gen->add_option("--seed", gen->params.seed, "Random seed");
   c_gen->add_option("--out", gen->out, "Output directory (NumPy layout)")->required();
   c_gen->add_flag("--force", gen->force, "Overwrite a non-empty output directory");
-  cmds.push_back({c_gen, [gen] { return run_generate(*gen); }});
+  cmds.push_back({c_gen, [gen, cf] {
+                    // A lower homophily than the default community share lowers that share too,
+                    // unless the user set both.
+                    if (cf->count() == 0)
+                      gen->params.community_fraction =
+                          std::min(gen->params.community_fraction, gen->params.homophily);
+                    return run_generate(*gen);
+                  }});
 }
 
 }  // namespace ibmb::cli
