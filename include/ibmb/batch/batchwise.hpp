@@ -18,8 +18,15 @@
 #include "ibmb/graph/csr.hpp"
 #include "ibmb/partition/metis.hpp"
 #include "ibmb/ppr/topic.hpp"
+#include "ibmb/ppr/topic_push.hpp"
 
 namespace ibmb {
+
+/// How the topic-sensitive PPR scores of each part are computed.
+enum class topic_solver {
+  power_iteration,  ///< dense N x block power iteration (ppr/topic.hpp), `ppr` parameters
+  push,             ///< one multi-source forward push per part (ppr/topic_push.hpp), `push_eps`
+};
 
 struct batchwise_params {
   /// METIS parts over all nodes (the paper's train/val/test defaults are e.g. 4/2/2 for
@@ -30,6 +37,11 @@ struct batchwise_params {
   double aux_ratio = 1.0;
   /// Power iteration (defaults: alpha 0.25, 50 iterations, D^-1 A as the reference).
   topic_ppr_params ppr;
+  /// Solver for the scores; the push uses `ppr.alpha`, `ppr.transition` and `push_eps`.
+  topic_solver solver = topic_solver::power_iteration;
+  /// Push threshold (seed mass normalized to 1; see ppr/topic_push.hpp). It must be well
+  /// below 1 / (outputs per part * mean degree) for the outputs themselves to be pushed.
+  double push_eps = 1e-7;
   /// METIS options (seed, method, imbalance); `parts` above overrides `metis.parts`.
   partition_params metis;
   /// Optional; stages "partition" and "topic_ppr", from the calling thread only.
@@ -42,6 +54,7 @@ struct batchwise_stats {
   std::int64_t edge_cut = 0;
   std::int32_t empty_parts = 0;  ///< parts without outputs (skipped)
   topic_ppr_stats ppr;
+  topic_push_stats push;  ///< with topic_solver::push
 };
 
 namespace detail {
@@ -56,7 +69,9 @@ template <class V, class I, class O, class W>
 batch_plan<I> plan_from_parts(csr_view<I, O, W> g, std::span<const I> sorted_outputs,
                               std::span<const std::int32_t> part_of_output, std::int32_t parts,
                               std::int64_t aux_per_batch, const topic_ppr_params& ppr,
-                              batchwise_stats& st) {
+                              batchwise_stats& st,
+                              topic_solver solver = topic_solver::power_iteration,
+                              double push_eps = 1e-7) {
   // Counting sort of the outputs by part keeps each part's outputs sorted.
   std::vector<std::int64_t> ptr(static_cast<std::size_t>(parts) + 1, 0);
   for (auto p : part_of_output) ++ptr[static_cast<std::size_t>(p) + 1];
@@ -77,9 +92,17 @@ batch_plan<I> plan_from_parts(csr_view<I, O, W> g, std::span<const I> sorted_out
   st.empty_parts = empty;
 
   const teleport_sets<I> sets{set_ptr, grouped};
-  topic_ppr_stats pst;
-  const auto top = topic_ppr_topk<V>(g, sets, aux_per_batch, ppr, &pst);
-  st.ppr = pst;
+  topk_lists<I, V> top;
+  if (solver == topic_solver::push) {
+    topic_push_params pp;
+    pp.alpha = ppr.alpha;
+    pp.eps = push_eps;
+    pp.transition = ppr.transition;
+    pp.progress = ppr.progress;
+    top = topic_push_topk<V>(g, sets, aux_per_batch, pp, &st.push);
+  } else {
+    top = topic_ppr_topk<V>(g, sets, aux_per_batch, ppr, &st.ppr);
+  }
 
   batch_plan<I> plan;
   std::vector<I> nodes;
@@ -109,6 +132,10 @@ batch_plan<I> batchwise_plan(csr_view<I, O, W> g, std::type_identity_t<std::span
   IBMB_EXPECTS(prm.parts >= 1, "batchwise_plan: parts = ", prm.parts, " must be >= 1");
   IBMB_EXPECTS(prm.parts <= std::max<std::int64_t>(1, static_cast<std::int64_t>(g.num_rows)),
                "batchwise_plan: parts = ", prm.parts, " exceeds the ", g.num_rows, " nodes");
+  IBMB_EXPECTS(prm.solver == topic_solver::power_iteration || prm.solver == topic_solver::push,
+               "batchwise_plan: unknown solver ", static_cast<int>(prm.solver));
+  IBMB_EXPECTS(prm.solver != topic_solver::push || (prm.push_eps > 0 && std::isfinite(prm.push_eps)),
+               "batchwise_plan: push_eps = ", prm.push_eps, " must be positive and finite");
   IBMB_EXPECTS(prm.aux_ratio >= 0 && std::isfinite(prm.aux_ratio),
                "batchwise_plan: aux_ratio = ", prm.aux_ratio, " must be finite and >= 0");
   for (std::size_t i = 0; i < outputs.size(); ++i)
@@ -141,7 +168,7 @@ batch_plan<I> batchwise_plan(csr_view<I, O, W> g, std::type_identity_t<std::span
   topic_ppr_params pp = prm.ppr;
   if (!pp.progress) pp.progress = prm.progress;
   auto plan = detail::plan_from_parts<V>(g, std::span<const I>(sorted), part_of_output, prm.parts,
-                                         aux, pp, st);
+                                         aux, pp, st, prm.solver, prm.push_eps);
   st.ppr_seconds = detail::seconds_since(t0);
   if (stats) *stats = st;
   return plan;
