@@ -6,10 +6,10 @@
 
 #include <CLI/CLI.hpp>
 #include <chrono>
-#include <functional>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -121,6 +121,5 @@ inline ibmb::progress_callback terminal_progress() {
     std::fflush(stderr);
   };
 }
-
 
 }  // namespace ibmb::cli

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   Eigen::MatrixXf h = a * x;
 
   std::printf("%s: %lld nodes, %lld edges with self-loops, |A_hat X| = %.3f\n", ds.name.c_str(),
-              static_cast<long long>(g.num_nodes()), static_cast<long long>(g.num_edges()), h.norm());
+              static_cast<long long>(g.num_nodes()), static_cast<long long>(g.num_edges()),
+              h.norm());
   return 0;
 }

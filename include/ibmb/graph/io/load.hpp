@@ -6,9 +6,9 @@
 #pragma once
 
 #include <charconv>
-#include <optional>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
