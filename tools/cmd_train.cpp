@@ -1,8 +1,424 @@
 // ibmb train / ibmb infer: the reference GCN pipeline (examples/gcn).
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "cli_util.hpp"
 #include "commands.hpp"
+#include "gcn/checkpoint.hpp"
+#include "gcn/train.hpp"
+#include "ibmb/batch/store.hpp"
+#include "ibmb/core/file.hpp"
+#include "ibmb/graph/io/load.hpp"
+#include "pipeline.hpp"
 
 namespace ibmb::cli {
+namespace {
 
-void add_train_commands(CLI::App& /*app*/, command_list& /*cmds*/) {}
+struct common_options {
+  std::string data;
+  std::string method = "nodewise";
+  std::string batches;
+  std::string report;
+  std::string norm = "row";
+  std::int64_t seed = 0;
+  std::int64_t split_seed = 0;
+  plan_options plan;
+};
+
+struct train_options : common_options {
+  std::string model = "gcn";
+  std::string save_model;
+  std::int64_t epochs = 100;
+  std::int64_t hidden = 64;
+  std::int64_t layers = 2;
+  double lr = 1e-3;
+  double dropout = 0.5;
+  std::int64_t patience = 50;
+  std::int64_t min_epochs = 0;
+};
+
+struct infer_options : common_options {
+  std::string model_file;
+  std::string split = "test";
+};
+
+void add_plan_flags(CLI::App* c, common_options& o) {
+  c->add_option("--batch-size", o.plan.batch_size,
+                "Outputs per batch (nodewise, random, khop; 0 = min(outputs, 4096))")
+      ->check(CLI::NonNegativeNumber);
+  c->add_option("--parts", o.plan.parts,
+                "METIS parts (batchwise, cluster; 0 = outputs / batch size)")
+      ->check(CLI::NonNegativeNumber);
+  c->add_option("--alpha", o.plan.alpha, "PPR teleport probability")->check(CLI::Range(1e-6, 1.0));
+  c->add_option("--eps", o.plan.eps, "Node-wise push threshold")->check(CLI::Range(1e-12, 1.0));
+  c->add_option("--topk", o.plan.topk, "Node-wise auxiliaries per output")
+      ->check(CLI::PositiveNumber);
+  c->add_option("--aux-ratio", o.plan.aux_ratio, "Batch-wise auxiliaries = ratio * N / parts")
+      ->check(CLI::PositiveNumber);
+  c->add_option("--hops", o.plan.hops, "khop depth")->check(CLI::NonNegativeNumber);
+  c->add_option("--max-nodes", o.plan.max_nodes, "khop cap on nodes per batch (0 = none)")
+      ->check(CLI::NonNegativeNumber);
+  c->add_option("--split-seed", o.split_seed,
+                "Seed of the random 10/10/80 split made when the dataset has none")
+      ->check(CLI::NonNegativeNumber);
+}
+
+/// Loads and preprocesses the dataset; makes the seeded random split when it has none.
+/// Returns a description of the split.
+std::string load(const common_options& o, ibmb::dataset& ds) {
+  ds = ibmb::load_dataset(o.data, terminal_progress());
+  preprocess(ds);
+  IBMB_EXPECTS(ds.num_features > 0, "dataset '", o.data, "' has no node features");
+  IBMB_EXPECTS(ds.num_classes() > 0, "dataset '", o.data, "' has no labels");
+  if (!ds.train_idx.empty() && !ds.val_idx.empty() && !ds.test_idx.empty()) return "file";
+  gcn::random_split(ds, 0.1, 0.1, static_cast<std::uint64_t>(o.split_seed));
+  return detail::concat("random 10/10/80 of labelled nodes, split seed ", o.split_seed);
+}
+
+const std::vector<std::int64_t>& split_nodes(const ibmb::dataset& ds, std::string_view s) {
+  if (s == "train") return ds.train_idx;
+  if (s == "val" || s == "valid") return ds.val_idx;
+  return ds.test_idx;
+}
+
+/// Batches for `outputs` with `o.method`, timed (plan + materialize).
+ibmb::batch_store build_store(const ibmb::dataset& ds, std::span<const std::int64_t> outputs,
+                              const common_options& o, ibmb::normalization norm, double& seconds) {
+  stopwatch t;
+  plan_options po = o.plan;
+  po.method = o.method;
+  po.seed = o.seed;
+  po.progress = terminal_progress();
+  const auto plan = make_plan(ds, outputs, po);
+  ibmb::materialize_options mo;
+  mo.norm = norm;
+  mo.params = store_params_of(po, static_cast<std::int64_t>(plan.num_batches()));
+  mo.fingerprint = false;
+  auto s = ibmb::materialize(ds, plan, mo);
+  seconds = t.seconds();
+  return s;
+}
+
+ibmb::batch_store open_store(const std::string& file, const ibmb::dataset& ds) {
+  auto s = ibmb::load_store(file);
+  if (static_cast<std::int64_t>(s.hdr().dataset_num_nodes) != ds.num_nodes())
+    throw ibmb::invalid_argument(detail::concat("--batches ", file, ": built for a graph of ",
+                                                s.hdr().dataset_num_nodes,
+                                                " nodes, the dataset has ", ds.num_nodes()));
+  if (!s.ids_only() && s.num_features() != ds.num_features)
+    throw ibmb::invalid_argument(detail::concat("--batches ", file, ": ", s.num_features(),
+                                                " features per node, the dataset has ",
+                                                ds.num_features));
+  return s;
+}
+
+std::string store_json(const ibmb::batch_store& s) {
+  json_object o;
+  o.add("batches", static_cast<std::int64_t>(s.num_batches()))
+      .add("nodes", s.total_nodes())
+      .add("edges", s.total_edges())
+      .add("outputs", static_cast<std::int64_t>(s.hdr().total_outputs));
+  return o.str();
+}
+
+/// `obj` with extra raw members appended (arrays of objects, which json_object lacks).
+std::string with_raw(const json_object& obj,
+                     const std::vector<std::pair<std::string, std::string>>& extra) {
+  std::string s = obj.str();
+  s.pop_back();
+  for (const auto& [k, v] : extra)
+    s += (s.size() > 1 ? ", " : "") + json_object::quote(k) + ": " + v;
+  return s + "}\n";
+}
+
+void write_report(const std::string& path, const std::string& text) {
+  ibmb::atomic_write(path, [&](ibmb::file_writer& w) { w.write(std::string_view(text)); });
+}
+
+int run_train(const train_options& o) {
+  if (o.method == "full" && !o.batches.empty())
+    throw ibmb::invalid_argument("--batches needs a batched --method (not full)");
+  stopwatch total;
+  ibmb::dataset ds;
+  stopwatch tl;
+  const std::string split = load(o, ds);
+  const double load_seconds = tl.seconds();
+  auto norm = ibmb::parse_normalization(o.norm);
+
+  // Preprocessing: the batches for the train and val splits (and their order), or the
+  // normalized full graph.
+  double pre_train = 0, pre_val = 0, pre_sched = 0;
+  ibmb::batch_store train_store, val_store;
+  std::vector<std::int64_t> order;
+  if (o.method != "full") {
+    if (!o.batches.empty()) {
+      stopwatch t;
+      train_store = open_store(o.batches, ds);
+      norm = train_store.norm();
+      pre_train = t.seconds();
+    } else {
+      train_store = build_store(ds, ds.train_idx, o, norm, pre_train);
+    }
+    val_store = build_store(ds, ds.val_idx, o, norm, pre_val);
+    stopwatch t;
+    order = gcn::reference_order(train_store, ds.num_classes(), static_cast<std::uint64_t>(o.seed));
+    pre_sched = t.seconds();
+  }
+  stopwatch tn;
+  const auto full = gcn::make_full_graph(ds, norm);
+  const double pre_full = tn.seconds();
+
+  gcn::model_config cfg;
+  cfg.kind = o.model == "sage" ? gcn::model_kind::sage : gcn::model_kind::gcn;
+  cfg.in = ds.num_features;
+  cfg.classes = ds.num_classes();
+  cfg.hidden = o.hidden;
+  cfg.layers = o.layers;
+  cfg.dropout = o.dropout;
+  gcn::model<float> net(cfg, static_cast<std::uint64_t>(o.seed));
+  gcn::fit_params fp;
+  fp.epochs = o.epochs;
+  fp.lr = o.lr;
+  fp.patience = o.patience;
+  fp.min_epochs = o.min_epochs;
+  fp.seed = static_cast<std::uint64_t>(o.seed);
+
+  std::printf("train %s on %s (%lld nodes, %lld edges), method %s, %s split, norm %s\n",
+              o.model.c_str(), ds.name.c_str(), static_cast<long long>(ds.num_nodes()),
+              static_cast<long long>(ds.num_edges()), o.method.c_str(), split.c_str(),
+              std::string(ibmb::to_string(norm)).c_str());
+  if (o.method != "full")
+    std::printf("batches: train %zu (%lld nodes), val %zu; preprocessing %.2f s\n",
+                train_store.num_batches(), static_cast<long long>(train_store.total_nodes()),
+                val_store.num_batches(), pre_train + pre_val + pre_sched);
+  std::fflush(stdout);
+  auto progress = [&](const gcn::epoch_record& e) {
+    std::printf(
+        "epoch %4lld/%lld  loss %.4f  train %.4f  val loss %.4f  val %.4f  lr %.2e  %.3f s%s\n",
+        static_cast<long long>(e.epoch + 1), static_cast<long long>(o.epochs), e.loss, e.train_acc,
+        e.val_loss, e.val_acc, e.lr, e.seconds, e.best ? "  *" : "");
+    std::fflush(stdout);
+  };
+  gcn::fit_result fr;
+  if (o.method == "full") {
+    gcn::full_trainer tr(ds, full, ds.train_idx, cfg.kind);
+    fr = gcn::fit(
+        net, fp, [&](auto& m, auto& opt) { return tr.epoch(m, opt, fp.seed); },
+        [&](const auto& m) { return gcn::evaluate_full(m, ds, full, ds.val_idx); }, progress);
+  } else {
+    gcn::store_trainer tr(ds, train_store, cfg.kind, order);
+    fr = gcn::fit(
+        net, fp, [&](auto& m, auto& opt) { return tr.epoch(m, opt, fp.seed); },
+        [&](const auto& m) { return gcn::evaluate_store(m, val_store, ds, ds.val_idx); }, progress);
+  }
+
+  // Test: with the training method's batches (IBMB inference) and on the full graph.
+  const auto test_full = gcn::evaluate_full(net, ds, full, ds.test_idx);
+  double pre_test = 0;
+  gcn::eval_result test_batched = test_full;
+  if (o.method != "full") {
+    const auto test_store = build_store(ds, ds.test_idx, o, norm, pre_test);
+    test_batched = gcn::evaluate_store(net, test_store, ds, ds.test_idx);
+  }
+  if (!o.save_model.empty()) gcn::save_model(o.save_model, net, norm);
+
+  double train_seconds = 0;
+  for (const auto& e : fr.epochs) train_seconds += e.seconds;
+  const double mean_epoch = train_seconds / static_cast<double>(fr.epochs.size());
+  std::printf(
+      "best epoch %lld: val %.4f; test %.4f (%s batches), %.4f (full graph); %.3f s/epoch\n",
+      static_cast<long long>(fr.best_epoch + 1), fr.best_val_acc, test_batched.accuracy,
+      o.method.c_str(), test_full.accuracy, mean_epoch);
+
+  json_object pre;
+  pre.add("train_batches_seconds", pre_train)
+      .add("val_batches_seconds", pre_val)
+      .add("schedule_seconds", pre_sched)
+      .add("test_batches_seconds", pre_test)
+      .add("full_graph_normalize_seconds", pre_full);
+  json_object r;
+  r.add("command", "train")
+      .add("dataset", o.data)
+      .add("method", o.method)
+      .add("model", o.model)
+      .add("seed", o.seed)
+      .add("split", split)
+      .add("norm", ibmb::to_string(norm))
+      .add("hidden", o.hidden)
+      .add("layers", o.layers)
+      .add("lr", o.lr)
+      .add("dropout", o.dropout)
+      .add("max_epochs", o.epochs)
+      .add("patience", o.patience)
+      .add("min_epochs", o.min_epochs)
+      .add("batch_size", o.plan.batch_size)
+      .add("parts", static_cast<std::int64_t>(o.plan.parts))
+      .add("load_seconds", load_seconds)
+      .add("preprocess_seconds", o.method == "full" ? pre_full : pre_train + pre_val + pre_sched)
+      .add("preprocess", pre)
+      .add("epochs_run", static_cast<std::int64_t>(fr.epochs.size()))
+      .add("stopped_early", fr.stopped_early)
+      .add("best_epoch", fr.best_epoch)
+      .add("best_val_accuracy", fr.best_val_acc)
+      .add("time_to_best_seconds", fr.time_to_best)
+      .add("train_seconds", train_seconds)
+      .add("mean_epoch_seconds", mean_epoch)
+      .add("test_accuracy", test_batched.accuracy)
+      .add("test_inference_seconds", test_batched.seconds)
+      .add("test_accuracy_full", test_full.accuracy)
+      .add("test_full_inference_seconds", test_full.seconds)
+      .add("total_seconds", total.seconds())
+      .add("peak_rss_bytes", peak_rss_bytes());
+  std::vector<std::pair<std::string, std::string>> extra;
+  if (o.method != "full") {
+    extra.emplace_back("train_store", store_json(train_store));
+    extra.emplace_back("val_store", store_json(val_store));
+  }
+  std::string ep = "[";
+  for (const auto& e : fr.epochs) {
+    json_object j;
+    j.add("epoch", e.epoch)
+        .add("loss", e.loss)
+        .add("train_accuracy", e.train_acc)
+        .add("val_loss", e.val_loss)
+        .add("val_accuracy", e.val_acc)
+        .add("lr", e.lr)
+        .add("seconds", e.seconds)
+        .add("val_seconds", e.val_seconds)
+        .add("elapsed_seconds", e.elapsed);
+    ep += (ep.size() > 1 ? ", " : "") + j.str();
+  }
+  extra.emplace_back("epochs", ep + "]");
+  write_report(o.report, with_raw(r, extra));
+  return 0;
+}
+
+int run_infer(const infer_options& o) {
+  stopwatch total;
+  const auto loaded = gcn::load_model(o.model_file);
+  ibmb::dataset ds;
+  const std::string split = load(o, ds);
+  gcn::check_fits(loaded.net.config(), ds);
+  const auto& nodes = split_nodes(ds, o.split);
+  IBMB_EXPECTS(!nodes.empty(), "dataset '", o.data, "' has an empty ", o.split, " split");
+  const auto norm = loaded.norm;  // the normalization the model was trained with
+  double pre = 0;
+  gcn::eval_result e;
+  std::string store_info;
+  if (o.method == "full") {
+    stopwatch t;
+    const auto full = gcn::make_full_graph(ds, norm);
+    pre = t.seconds();
+    e = gcn::evaluate_full(loaded.net, ds, full, nodes);
+  } else {
+    ibmb::batch_store s;
+    if (!o.batches.empty()) {
+      stopwatch t;
+      s = open_store(o.batches, ds);
+      pre = t.seconds();
+    } else {
+      s = build_store(ds, nodes, o, norm, pre);
+    }
+    e = gcn::evaluate_store(loaded.net, s, ds, nodes);
+    store_info = store_json(s);
+  }
+  std::printf(
+      "%s inference on %s (%s, %zu nodes): accuracy %.4f in %.3f s (preprocessing %.3f s)\n",
+      o.method.c_str(), o.split.c_str(), ds.name.c_str(), nodes.size(), e.accuracy, e.seconds, pre);
+  if (e.missing > 0)
+    std::printf("note: %lld nodes were in no batch and count as wrong\n",
+                static_cast<long long>(e.missing));
+  json_object r;
+  r.add("command", "infer")
+      .add("dataset", o.data)
+      .add("method", o.method)
+      .add("split", o.split)
+      .add("split_source", split)
+      .add("model_file", o.model_file)
+      .add("model", gcn::to_string(loaded.net.config().kind))
+      .add("norm", ibmb::to_string(norm))
+      .add("seed", o.seed)
+      .add("nodes", static_cast<std::int64_t>(nodes.size()))
+      .add("accuracy", e.accuracy)
+      .add("loss", e.loss)
+      .add("correct", e.correct)
+      .add("labelled", e.count)
+      .add("missing", e.missing)
+      .add("seconds", e.seconds)
+      .add("preprocess_seconds", pre)
+      .add("total_seconds", total.seconds())
+      .add("peak_rss_bytes", peak_rss_bytes());
+  std::vector<std::pair<std::string, std::string>> extra;
+  if (!store_info.empty()) extra.emplace_back("store", store_info);
+  write_report(o.report, with_raw(r, extra));
+  return 0;
+}
+
+}  // namespace
+
+void add_train_commands(CLI::App& app, command_list& cmds) {
+  {
+    auto o = std::make_shared<train_options>();
+    auto* c = app.add_subcommand("train", "Train the reference GCN / GraphSAGE on batches");
+    c->add_option("--data", o->data, "Dataset SPEC")->required();
+    c->add_option("--method", o->method, "Training batches")
+        ->check(CLI::IsMember({"nodewise", "batchwise", "cluster", "random", "full"}));
+    c->add_option("--batches", o->batches, "Prebuilt training store (.ibmb)")
+        ->check(CLI::ExistingFile);
+    c->add_option("--model", o->model, "Architecture")->check(CLI::IsMember({"gcn", "sage"}));
+    c->add_option("--epochs", o->epochs, "Maximum epochs (reference: 800)")
+        ->check(CLI::Range(std::int64_t{1}, std::int64_t{100000}));
+    c->add_option("--seed", o->seed, "Seed of the weights, dropout, METIS and batch order")
+        ->check(CLI::NonNegativeNumber);
+    c->add_option("--report", o->report, "JSON report (written atomically)")->required();
+    c->add_option("--save-model", o->save_model, "Write the best weights (.npz)");
+    c->add_option("--hidden", o->hidden, "Hidden width")
+        ->check(CLI::Range(std::int64_t{1}, std::int64_t{65536}));
+    c->add_option("--layers", o->layers, "Conv layers (then one Linear)")
+        ->check(CLI::Range(std::int64_t{1}, std::int64_t{16}));
+    c->add_option("--lr", o->lr, "Adam learning rate")->check(CLI::Range(1e-8, 10.0));
+    c->add_option("--dropout", o->dropout, "Dropout probability")->check(CLI::Range(0.0, 0.99));
+    c->add_option("--patience", o->patience,
+                  "Early stopping: epochs without a better val accuracy (reference: 100)")
+        ->check(CLI::PositiveNumber);
+    c->add_option("--min-epochs", o->min_epochs,
+                  "No early stop before this many epochs (reference: 300)")
+        ->check(CLI::NonNegativeNumber);
+    c->add_option("--norm", o->norm,
+                  "Adjacency normalization of the batches AND the full graph (row = D^-1 (A+I); "
+                  "saved with the model, used by infer)")
+        ->check(CLI::IsMember({"row", "symmetric", "none"}));
+    add_plan_flags(c, *o);
+    cmds.push_back({c, [o] { return run_train(*o); }});
+  }
+  {
+    auto o = std::make_shared<infer_options>();
+    auto* c = app.add_subcommand("infer", "Evaluate a trained model full-graph or on batches");
+    c->add_option("--data", o->data, "Dataset SPEC")->required();
+    c->add_option("--model", o->model_file, "Model file written by ibmb train --save-model")
+        ->required()
+        ->check(CLI::ExistingFile);
+    c->add_option("--method", o->method, "Inference batches")
+        ->check(CLI::IsMember({"full", "nodewise", "batchwise", "cluster", "random", "khop"}));
+    c->add_option("--batches", o->batches, "Prebuilt store for the split (.ibmb)")
+        ->check(CLI::ExistingFile);
+    c->add_option("--split", o->split, "Nodes to score")
+        ->check(CLI::IsMember({"train", "val", "valid", "test"}));
+    c->add_option("--seed", o->seed, "Seed of METIS and random batches")
+        ->check(CLI::NonNegativeNumber);
+    c->add_option("--report", o->report, "JSON report (written atomically)")->required();
+    add_plan_flags(c, *o);
+    cmds.push_back({c, [o] {
+                      if (o->method == "full" && !o->batches.empty())
+                        throw ibmb::invalid_argument(
+                            "--batches needs a batched --method (not full)");
+                      return run_infer(*o);
+                    }});
+  }
+}
 
 }  // namespace ibmb::cli
