@@ -1,0 +1,117 @@
+// ibmb train / infer / demo: bad input gives one line and exit code 2; a tiny run works and
+// its report and model file are usable.
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <catch2/catch.hpp>
+
+#include "fixtures.hpp"
+
+#ifdef IBMB_CLI_PATH
+namespace {
+
+struct train_run {
+  int code = -1;
+  std::string out;
+};
+
+train_run run_ibmb(const std::string& args) {
+  const std::string cmd = std::string(IBMB_CLI_PATH) + " " + args + " 2>&1";
+  train_run r;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  std::array<char, 4096> buf{};
+  while (std::fgets(buf.data(), static_cast<int>(buf.size()), p)) r.out += buf.data();
+  const int status = ::pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return r;
+}
+
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream f(p);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+const char* tiny = "synthetic:nodes=600,avg_degree=6,classes=3,features=8,seed=2";
+
+}  // namespace
+
+TEST_CASE("cli: train and infer reject bad input with one line and exit code 2",
+          "[cli][bad-input]") {
+  const auto dir = ibmb::test::scratch_dir("cli_train_bad");
+  std::ofstream(dir / "junk.npz") << "PK\x03\x04garbage";
+  std::ofstream(dir / "junk.ibmb") << "not a store";
+  const std::string rep = " --report " + (dir / "r.json").string();
+  const std::string d = std::string(" --data ") + tiny;
+  const std::string cases[] = {
+      "train" + rep,                          // missing --data
+      "train" + d,                            // missing --report
+      "train" + d + rep + " --method magic",  // unknown method
+      "train" + d + rep + " --model gat",     // unknown model
+      "train" + d + rep + " --epochs 0",      // bad value
+      "train" + d + rep + " --epochs x",      // not a number
+      "train" + d + rep + " --lr -1",         // negative lr
+      "train" + d + rep + " --norm l2",       // unknown normalization
+      "train" + d + rep + " --layers 0",      // no layers
+      "train" + d + rep + " --wat",           // unknown flag
+      "train" + d + rep + " --batches " + (dir / "missing.ibmb").string(),
+      "train" + d + rep + " --batches " + (dir / "junk.ibmb").string(),
+      "train" + d + rep + " --method full --batches " + (dir / "junk.ibmb").string(),
+      "train --data " + (dir / "missing").string() + rep,
+      "train --data synthetic:nodes=-3" + rep,
+      "infer" + d + rep,  // missing --model
+      "infer" + d + rep + " --model " + (dir / "missing.npz").string(),
+      "infer" + d + rep + " --model " + (dir / "junk.npz").string(),
+      "infer" + d + rep + " --model " + (dir / "junk.npz").string() + " --split nope",
+      "infer" + d + rep + " --model " + (dir / "junk.npz").string() + " --method magic",
+      "demo --epochs 0",
+      "demo --data " + (dir / "missing").string(),
+  };
+  for (const auto& args : cases) {
+    INFO("ibmb " << args);
+    const auto r = run_ibmb(args);
+    CHECK(r.code == 2);
+    CHECK(!r.out.empty());
+    CHECK(r.out.find('\n') == r.out.size() - 1);
+    CHECK(r.out.rfind("ibmb: error: ", 0) == 0);
+  }
+}
+
+TEST_CASE("cli: train writes a report and a model that infer reads", "[cli]") {
+  const auto dir = ibmb::test::scratch_dir("cli_train_ok");
+  const auto model = (dir / "m.npz").string();
+  auto r = run_ibmb(std::string("train --data ") + tiny + " --method nodewise --epochs 3 --seed 1" +
+                    " --report " + (dir / "train.json").string() + " --save-model " + model);
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+  CHECK_THAT(r.out, Catch::Contains("epoch    3/3"));
+  const auto rep = slurp(dir / "train.json");
+  CHECK_THAT(rep, Catch::Contains("\"test_accuracy\": ") && Catch::Contains("\"epochs\": [") &&
+                      Catch::Contains("\"preprocess_seconds\": ") &&
+                      Catch::Contains("\"method\": \"nodewise\""));
+  for (const char* m : {"full", "nodewise", "khop"}) {
+    const auto out = dir / (std::string(m) + ".json");
+    r = run_ibmb(std::string("infer --data ") + tiny + " --model " + model + " --method " + m +
+                 " --report " + out.string());
+    INFO(r.out);
+    REQUIRE(r.code == 0);
+    CHECK_THAT(slurp(out), Catch::Contains("\"accuracy\": ") && Catch::Contains("\"seconds\": ") &&
+                               Catch::Contains(std::string("\"method\": \"") + m + "\""));
+  }
+  // A model for another feature count does not fit this dataset.
+  r = run_ibmb(
+      "infer --data synthetic:nodes=600,avg_degree=6,classes=3,features=5,seed=2 "
+      "--model " +
+      model + " --report " + (dir / "x.json").string());
+  CHECK(r.code == 2);
+  CHECK_THAT(r.out, Catch::Contains("features"));
+}
+#endif
