@@ -124,16 +124,21 @@ class sat_predictor final : public corrector, public history_observer {
     const int chunks = static_cast<int>(std::min<std::size_t>(rows.size(), 64));
     const auto bounds =
         detail::even_chunks<std::int64_t>(static_cast<std::int64_t>(rows.size()), chunks);
-    std::vector<Eigen::MatrixXd> xtx(static_cast<std::size_t>(chunks), Eigen::MatrixXd::Zero(P, P));
-    std::vector<Eigen::VectorXd> xtr(static_cast<std::size_t>(chunks), Eigen::VectorXd::Zero(P));
-    std::vector<double> sse_pred(static_cast<std::size_t>(chunks), 0.0),
+    // Per chunk: the lower triangle of X^T X (row-major packed), X^T r and the squared errors.
+    const auto tri = static_cast<std::size_t>(P * (P + 1) / 2);
+    std::vector<double> xtx(static_cast<std::size_t>(chunks) * tri, 0.0),
+        xtr(static_cast<std::size_t>(chunks) * static_cast<std::size_t>(P), 0.0),
+        sse_pred(static_cast<std::size_t>(chunks), 0.0),
         sse_id(static_cast<std::size_t>(chunks), 0.0);
-    const Eigen::VectorXd coef = L.coef;
+    const std::vector<double> coef(L.coef.data(), L.coef.data() + P);
 #pragma omp parallel for schedule(dynamic, 1)
     for (int c = 0; c < chunks; ++c) {
       const auto cu = static_cast<std::size_t>(c);
       std::vector<float> feat(static_cast<std::size_t>(P) * d);
-      Eigen::VectorXd f(P);
+      double f[history_options::max_ring + 1];
+      double* a = xtx.data() + cu * tri;
+      double* br = xtr.data() + cu * static_cast<std::size_t>(P);
+      double ep = 0, ei = 0;
       for (auto k = bounds[cu]; k < bounds[cu + 1]; ++k) {
         const std::size_t i = rows[static_cast<std::size_t>(k)];
         const auto cached = s.row(e.layer, e.nodes[i]);
@@ -142,25 +147,38 @@ class sat_predictor final : public corrector, public history_observer {
         features(s, e.layer, e.nodes[i], e.step, drift, feat);
         for (std::size_t j = 0; j < d; ++j) {
           const double r = static_cast<double>(e.fresh[i * d + j]) - cached[j];
-          for (int m = 0; m < P; ++m) f[m] = feat[static_cast<std::size_t>(m) * d + j];
-          const double pred = f.dot(coef);
-          sse_pred[cu] += (r - pred) * (r - pred);
-          sse_id[cu] += r * r;
-          xtx[cu].selfadjointView<Eigen::Lower>().rankUpdate(f);
-          xtr[cu] += r * f;
+          double pred = 0;
+          for (int m = 0; m < P; ++m) {
+            f[m] = feat[static_cast<std::size_t>(m) * d + j];
+            pred += f[m] * coef[static_cast<std::size_t>(m)];
+          }
+          ep += (r - pred) * (r - pred);
+          ei += r * r;
+          std::size_t q = 0;
+          for (int m = 0; m < P; ++m) {
+            br[m] += r * f[m];
+            for (int m2 = 0; m2 <= m; ++m2) a[q++] += f[m] * f[m2];
+          }
         }
       }
+      sse_pred[cu] = ep;
+      sse_id[cu] = ei;
     }
     Eigen::MatrixXd XtX = Eigen::MatrixXd::Zero(P, P);
     Eigen::VectorXd Xtr = Eigen::VectorXd::Zero(P);
     double sp = 0, si = 0;
     for (std::size_t c = 0; c < static_cast<std::size_t>(chunks); ++c) {
-      XtX += xtx[c];
-      Xtr += xtr[c];
+      std::size_t q = 0;
+      for (int m = 0; m < P; ++m) {
+        Xtr[m] += xtr[c * static_cast<std::size_t>(P) + static_cast<std::size_t>(m)];
+        for (int m2 = 0; m2 <= m; ++m2) {
+          XtX(m, m2) += xtx[c * tri + q++];
+          XtX(m2, m) = XtX(m, m2);
+        }
+      }
       sp += sse_pred[c];
       si += sse_id[c];
     }
-    XtX = XtX.selfadjointView<Eigen::Lower>();
     L.S = p_.forgetting * L.S + XtX;
     L.b = p_.forgetting * L.b + Xtr;
     const double tr = L.S.trace() / P;
@@ -257,18 +275,23 @@ class sat_predictor final : public corrector, public history_observer {
     const auto d = static_cast<std::size_t>(ctx.store->dim(ctx.layer));
     const int P = num_features();
     const auto n = static_cast<std::int64_t>(ctx.nodes.size());
-#pragma omp parallel for schedule(static) if (n * static_cast <std::int64_t>(d) > (1 << 15))
-    for (std::int64_t i = 0; i < n; ++i) {
-      const auto iu = static_cast<std::size_t>(i);
+    // Thread count only splits rows: every row's result is the same for any split.
+    const bool par = n * static_cast<std::int64_t>(d) > (1 << 15);
+#pragma omp parallel if (par)
+    {
       std::vector<float> feat(static_cast<std::size_t>(P) * d);
-      const auto drift = ctx.neighbor_drift.empty() ? std::span<const float>{}
-                                                    : ctx.neighbor_drift.subspan(iu * d, d);
-      features(*ctx.store, ctx.layer, ctx.nodes[iu], ctx.step, drift, feat);
-      for (int m = 0; m < P; ++m) {
-        const auto cm = static_cast<float>(L.coef[m]);
-        if (cm == 0.0f) continue;
-        const float* f = feat.data() + static_cast<std::size_t>(m) * d;
-        for (std::size_t j = 0; j < d; ++j) out[iu * d + j] += cm * f[j];
+#pragma omp for schedule(static)
+      for (std::int64_t i = 0; i < n; ++i) {
+        const auto iu = static_cast<std::size_t>(i);
+        const auto drift = ctx.neighbor_drift.empty() ? std::span<const float>{}
+                                                      : ctx.neighbor_drift.subspan(iu * d, d);
+        features(*ctx.store, ctx.layer, ctx.nodes[iu], ctx.step, drift, feat);
+        for (int m = 0; m < P; ++m) {
+          const auto cm = static_cast<float>(L.coef[m]);
+          if (cm == 0.0f) continue;
+          const float* f = feat.data() + static_cast<std::size_t>(m) * d;
+          for (std::size_t j = 0; j < d; ++j) out[iu * d + j] += cm * f[j];
+        }
       }
     }
   }

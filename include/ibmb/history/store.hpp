@@ -420,8 +420,9 @@ class history_store {
     }
     const int K = opt_.ring;
     const auto n = static_cast<std::int64_t>(nodes.size());
+    const bool par = n * static_cast<std::int64_t>(d) > (1 << 16);
     if (K > 0) {
-#pragma omp parallel for schedule(static) if (n * static_cast <std::int64_t>(d) > (1 << 16))
+#pragma omp parallel for schedule(static) if (par)
       for (std::int64_t i = 0; i < n; ++i) {
         const auto v = static_cast<std::size_t>(nodes[static_cast<std::size_t>(i)]);
         const auto s = slot_[v];
@@ -438,7 +439,7 @@ class history_store {
     }
     const auto runs = this->runs(nodes);
     const auto nr = static_cast<std::int64_t>(runs.size());
-#pragma omp parallel for schedule(dynamic, 64) if (n * static_cast <std::int64_t>(d) > (1 << 16))
+#pragma omp parallel for schedule(dynamic, 64) if (par)
     for (std::int64_t r = 0; r < nr; ++r) {
       const auto& run = runs[static_cast<std::size_t>(r)];
       std::memcpy(L.table.data() + static_cast<std::size_t>(run.start) * d,
