@@ -20,8 +20,8 @@
 namespace ibmb::cli {
 namespace {
 
-// The full embedded default (2.5M nodes) needs far more than 5 minutes on 2 cores for
-// generation, PPR and training; the demo uses the same generator at 100k nodes.
+// The embedded default (2.5M nodes, ~60M edges) is too large for a 5-minute run on 2 cores
+// (not measured end to end); the demo uses the same generator at 100k nodes (~34 s measured).
 constexpr const char* demo_default = "synthetic:nodes=100000,seed=1";
 
 struct demo_options {
