@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Plots for docs/results.md from the JSON reports of `ibmb train` / `ibmb infer`.
 
 Usage: scripts/plot_results.py REPORT_DIR [OUT_DIR]
