@@ -8,6 +8,8 @@ pkgs=(cmake ninja-build g++ make pkg-config libeigen3-dev catch2 libmetis-dev zl
       libbenchmark-dev libcli11-dev clang-format)
 # clang (for the libFuzzer targets) is optional: install it when asked.
 if [[ "${IBMB_WITH_FUZZ:-0}" == 1 ]]; then pkgs+=(clang); fi
+# matplotlib (for scripts/plot_*.py, run with /usr/bin/python3) is optional too.
+if [[ "${IBMB_WITH_PLOTS:-0}" == 1 ]]; then pkgs+=(python3-matplotlib); fi
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -1,9 +1,14 @@
 // ibmb: umbrella header for the CPU library (never includes cuda/).
 #pragma once
 
+#include "ibmb/batch/baselines.hpp"
 #include "ibmb/batch/batchwise.hpp"
+#include "ibmb/batch/batchwise_large.hpp"
+#include "ibmb/batch/materialize.hpp"
 #include "ibmb/batch/nodewise.hpp"
 #include "ibmb/batch/plan.hpp"
+#include "ibmb/batch/schedule.hpp"
+#include "ibmb/batch/store.hpp"
 #include "ibmb/core/error.hpp"
 #include "ibmb/core/file.hpp"
 #include "ibmb/core/parallel.hpp"
@@ -18,6 +23,13 @@
 #include "ibmb/graph/io/numpy_dir.hpp"
 #include "ibmb/graph/normalize.hpp"
 #include "ibmb/graph/stats.hpp"
+#include "ibmb/history/corrector.hpp"
+#include "ibmb/history/monitor.hpp"
+#include "ibmb/history/plan.hpp"
+#include "ibmb/history/predictor.hpp"
+#include "ibmb/history/store.hpp"
+#include "ibmb/influence/coverage.hpp"
 #include "ibmb/partition/metis.hpp"
 #include "ibmb/ppr/push.hpp"
 #include "ibmb/ppr/topic.hpp"
+#include "ibmb/ppr/topic_push.hpp"
