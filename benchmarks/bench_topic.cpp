@@ -316,6 +316,62 @@ void BM_batchwise_plan(benchmark::State& state) {
   state.counters["peak_rss_GB"] = static_cast<double>(u.ru_maxrss) / (1024.0 * 1024.0);
 }
 
+// The batchwise_plan setting: train nodes grouped by a METIS partition into range(1) parts,
+// k = ceil(N / parts); converged reference (double, tol 1e-9), then the power iteration
+// (50 iterations) and the push at eps = 2e-3 / k (batchwise_plan's automatic eps) and 1e-7.
+// One run reports the time and recall of each.
+void BM_topic_parts(benchmark::State& state) {
+  const auto n = state.range(0);
+  const auto parts = static_cast<std::int32_t>(state.range(1));
+  std::vector<std::int64_t> train;
+  const auto g = make_graph(n, &train);
+  ibmb::partition_params mp;
+  mp.parts = parts;
+  const auto part = ibmb::metis_partition(g.view(), mp);
+  bench_graph bg;  // only sets, k and ref are used
+  std::vector<std::vector<std::int64_t>> by(static_cast<std::size_t>(parts));
+  std::sort(train.begin(), train.end());
+  for (auto v : train)
+    by[static_cast<std::size_t>(part.part[static_cast<std::size_t>(v)])].push_back(v);
+  for (const auto& s : by) {
+    if (s.empty()) continue;
+    bg.set_nodes.insert(bg.set_nodes.end(), s.begin(), s.end());
+    bg.set_ptr.push_back(static_cast<std::int64_t>(bg.set_nodes.size()));
+  }
+  bg.k = (n + parts - 1) / parts;
+  ibmb::topic_ppr_params p;
+  p.alpha = kAlpha;
+  p.block_columns = parts;
+  for (auto _ : state) {
+    p.max_iterations = 1000;
+    p.tolerance = 1e-9;
+    double t0 = now();
+    bg.ref = ibmb::topic_ppr_topk<double>(g.view(), bg.sets(), bg.k, p);
+    state.counters["ref_s"] = now() - t0;
+    p.max_iterations = 50;
+    p.tolerance = 0;
+    t0 = now();
+    const auto pw = ibmb::topic_ppr_topk<float>(g.view(), bg.sets(), bg.k, p);
+    const double tp = now() - t0;
+    state.counters["power_s"] = tp;
+    state.counters["power_recall"] = recall(bg, pw);
+    ibmb::topic_push_params q;
+    q.alpha = kAlpha;
+    for (double eps : {2e-3 / static_cast<double>(bg.k), 1e-7}) {
+      q.eps = eps;
+      t0 = now();
+      const auto pu = ibmb::topic_push_topk<float>(g.view(), bg.sets(), bg.k, q);
+      const double t = now() - t0;
+      const std::string tag = eps == 1e-7 ? "push1e-7" : "push_auto";
+      state.counters[tag + "_s"] = t;
+      state.counters[tag + "_recall"] = recall(bg, pu);
+    }
+    state.SetIterationTime(tp);
+  }
+  state.counters["k"] = static_cast<double>(bg.k);
+  state.counters["load"] = load1();
+}
+
 void sizes_threads(benchmark::internal::Benchmark* b) {
   for (std::int64_t n : {100'000, 1'000'000, 2'400'000}) b->Args({n, 2});
 }
@@ -344,6 +400,11 @@ BENCHMARK(BM_topic_push)
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_metis_overhead)
     ->Apply(sizes_threads)
+    ->UseManualTime()
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_topic_parts)
+    ->Args({1'000'000, 16})
     ->UseManualTime()
     ->Iterations(1)
     ->Unit(benchmark::kMillisecond);

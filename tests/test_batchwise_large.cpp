@@ -205,6 +205,15 @@ TEST_CASE("batchwise_plan with the push solver: same batches, near-identical aux
     std::set_intersection(x.begin(), x.end(), y.begin(), y.end(), std::back_inserter(common));
     CHECK(static_cast<double>(common.size()) >= 0.98 * static_cast<double>(y.size()));
   }
-  prm.push_eps = 0;
+  prm.push_eps = 0;  // automatic: 2e-3 / k
+  const auto pa = batchwise_plan(g.view(), outputs, prm);
+  REQUIRE(pa.outputs == pi.outputs);
+  for (std::size_t b = 0; b < pa.num_batches(); ++b) {
+    const auto x = pa.batch_nodes(b), y = pi.batch_nodes(b);
+    std::vector<std::int64_t> common;
+    std::set_intersection(x.begin(), x.end(), y.begin(), y.end(), std::back_inserter(common));
+    CHECK(static_cast<double>(common.size()) >= 0.95 * static_cast<double>(y.size()));
+  }
+  prm.push_eps = -1;
   REQUIRE_THROWS_WITH(batchwise_plan(g.view(), outputs, prm), Catch::Contains("push_eps"));
 }
