@@ -1,6 +1,7 @@
 // ibmb train / ibmb infer: the reference GCN pipeline (examples/gcn).
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <memory>
 #include <numeric>
 #include <string>
@@ -9,6 +10,7 @@
 #include "cli_util.hpp"
 #include "commands.hpp"
 #include "gcn/checkpoint.hpp"
+#include "gcn/history_train.hpp"
 #include "gcn/train.hpp"
 #include "ibmb/batch/store.hpp"
 #include "ibmb/core/file.hpp"
@@ -39,6 +41,14 @@ struct train_options : common_options {
   double dropout = 0.5;
   std::int64_t patience = 50;
   std::int64_t min_epochs = 0;
+  // Historical embeddings (empty history: the plain batched trainer).
+  std::string history;
+  int workers = 1;
+  std::int32_t partitions = 0;  ///< 0: = workers
+  std::int64_t halo_budget = -1;
+  std::int64_t audit_every = 5;
+  std::int64_t refresh_every = 1;
+  std::string staleness_report;
 };
 
 struct infer_options : common_options {
@@ -142,6 +152,14 @@ void write_report(const std::string& path, const std::string& text) {
 int run_train(const train_options& o) {
   if (o.method == "full" && !o.batches.empty())
     throw ibmb::invalid_argument("--batches needs a batched --method (not full)");
+  const bool hist = !o.history.empty();
+  if (hist && o.method == "full")
+    throw ibmb::invalid_argument("--history needs a batched --method (not full)");
+  if (hist && o.model != "gcn") throw ibmb::invalid_argument("--history needs --model gcn");
+  if (!hist && (o.workers != 1 || o.partitions != 0 || !o.staleness_report.empty()))
+    throw ibmb::invalid_argument("--workers, --partitions and --staleness-report need --history");
+  if (!o.staleness_report.empty() && o.layers < 2)
+    throw ibmb::invalid_argument("--staleness-report needs --layers >= 2 (no cached layer)");
   stopwatch total;
   ibmb::dataset ds;
   stopwatch tl;
@@ -204,11 +222,36 @@ int run_train(const train_options& o) {
     std::fflush(stdout);
   };
   gcn::fit_result fr;
+  std::unique_ptr<gcn::history_trainer> htr;
+  double pre_history = 0;
   if (o.method == "full") {
     gcn::full_trainer tr(ds, full, ds.train_idx, cfg.kind);
     fr = gcn::fit(
         net, fp, [&](auto& m, auto& opt) { return tr.epoch(m, opt, fp.seed); },
         [&](const auto& m) { return gcn::evaluate_full(m, ds, full, ds.val_idx); }, progress);
+  } else if (hist) {
+    gcn::history_train_params hp;
+    hp.mode = *gcn::parse_history_mode(o.history);
+    hp.budget = o.halo_budget;
+    hp.partitions = o.partitions > 0 ? o.partitions : o.workers;
+    hp.threads = o.workers;
+    hp.audit_every = o.staleness_report.empty() ? 0 : o.audit_every;
+    hp.metis_seed = o.seed;
+    hp.refresh_every = o.refresh_every;
+    stopwatch th;
+    htr = std::make_unique<gcn::history_trainer>(ds, train_store, full, cfg, hp, order);
+    pre_history = th.seconds();
+    std::printf("history %s: %d partition(s) on %d thread(s), batches per worker",
+                o.history.c_str(), hp.partitions, hp.threads);
+    for (auto c : htr->worker_batches()) std::printf(" %lld", static_cast<long long>(c));
+    std::printf(", halo budget %lld; setup %.2f s\n", static_cast<long long>(o.halo_budget),
+                pre_history);
+    std::fflush(stdout);
+    auto& tr = *htr;
+    fr = gcn::fit(
+        net, fp, [&](auto& m, auto& opt) { return tr.epoch(m, opt, fp.seed); },
+        [&](const auto& m) { return gcn::evaluate_store(m, val_store, ds, ds.val_idx); }, progress);
+    if (!o.staleness_report.empty()) tr.monitor().write_csv(o.staleness_report);
   } else {
     gcn::store_trainer tr(ds, train_store, cfg.kind, order);
     fr = gcn::fit(
@@ -226,8 +269,11 @@ int run_train(const train_options& o) {
   }
   if (!o.save_model.empty()) gcn::save_model(o.save_model, net, norm);
 
-  double train_seconds = 0;
+  double train_seconds = 0, audit_seconds = 0;
   for (const auto& e : fr.epochs) train_seconds += e.seconds;
+  if (htr)  // audits run inside the epochs; they are not training time
+    for (auto a : htr->audit_seconds()) audit_seconds += a;
+  train_seconds -= audit_seconds;
   const double mean_epoch = train_seconds / static_cast<double>(fr.epochs.size());
   std::printf(
       "best epoch %lld: val %.4f; test %.4f (%s batches), %.4f (full graph); %.3f s/epoch\n",
@@ -274,6 +320,41 @@ int run_train(const train_options& o) {
       .add("total_seconds", total.seconds())
       .add("peak_rss_bytes", peak_rss_bytes());
   std::vector<std::pair<std::string, std::string>> extra;
+  if (htr) {
+    json_object h;
+    h.add("mode", o.history)
+        .add("workers", static_cast<std::int64_t>(o.workers))
+        .add("partitions", static_cast<std::int64_t>(o.partitions > 0 ? o.partitions : o.workers))
+        .add("halo_budget", o.halo_budget)
+        .add("edge_cut", htr->edge_cut())
+        .add("setup_seconds", pre_history)
+        .add("audit_every", o.staleness_report.empty() ? std::int64_t{0} : o.audit_every)
+        .add("audit_seconds", audit_seconds)
+        .add("refresh_every", o.refresh_every)
+        .add("uncovered_halo_nodes", htr->uncovered_halo_nodes())
+        .add("halo_rows_read", htr->halo_rows_read())
+        .add("never_written_reads", htr->never_written_reads());
+    if (htr->sat() != nullptr) {
+      const auto st = htr->sat()->state(0);
+      h.add("sat_layer0_active", st.active)
+          .add("sat_layer0_ema_error", st.ema_error)
+          .add("sat_layer0_ema_identity_error", st.ema_identity_error);
+    }
+    std::string audits = "[";
+    for (const auto& a : htr->monitor().series()) {
+      json_object j;
+      j.add("epoch", a.epoch)
+          .add("layer", a.layer)
+          .add("cached_error", a.cached_error)
+          .add("corrected_error", a.corrected_error)
+          .add("rows", a.rows)
+          .add("never_written", a.never_written)
+          .add("mean_age", a.mean_age);
+      audits += (audits.size() > 1 ? ", " : "") + j.str();
+    }
+    extra.emplace_back("history", h.str());
+    extra.emplace_back("audits", audits + "]");
+  }
   if (o.method != "full") {
     extra.emplace_back("train_store", store_json(train_store));
     extra.emplace_back("val_store", store_json(val_store));
@@ -392,6 +473,27 @@ void add_train_commands(CLI::App& app, command_list& cmds) {
                   "Adjacency normalization of the batches AND the full graph (row = D^-1 (A+I); "
                   "saved with the model, used by infer)")
         ->check(CLI::IsMember({"row", "symmetric", "none"}));
+    c->add_option("--history", o->history,
+                  "Historical embeddings for the halo: none (dropped, pure IBMB), cache "
+                  "(GNNAutoScale), retransform, momentum, sat (SAT predictor)")
+        ->check(CLI::IsMember({"none", "cache", "retransform", "momentum", "sat"}));
+    c->add_option("--workers", o->workers, "Worker threads, each owning METIS partitions")
+        ->check(CLI::Range(1, 256));
+    c->add_option("--partitions", o->partitions,
+                  "Logical workers / METIS parts (default: --workers); results depend on this, "
+                  "not on --workers")
+        ->check(CLI::Range(0, 4096));
+    c->add_option("--halo-budget", o->halo_budget,
+                  "Halo nodes per batch by edge weight (-1 = all neighbours)")
+        ->check(CLI::Range(std::int64_t{-1}, std::numeric_limits<std::int64_t>::max()));
+    c->add_option("--audit-every", o->audit_every, "Exact staleness audit every k epochs")
+        ->check(CLI::Range(std::int64_t{1}, std::int64_t{1000000}));
+    c->add_option("--refresh-every", o->refresh_every,
+                  "Forward-only refresh of halo rows no training batch contains, every k epochs "
+                  "(0 = never: they read as zeros)")
+        ->check(CLI::Range(std::int64_t{0}, std::int64_t{1000000}));
+    c->add_option("--staleness-report", o->staleness_report,
+                  "CSV of the staleness audits (epoch,layer,cached_error,corrected_error,...)");
     add_plan_flags(c, *o);
     cmds.push_back({c, [o] { return run_train(*o); }});
   }

@@ -12,6 +12,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -147,12 +148,40 @@ struct dropout_key {
   std::uint64_t step = 0;
 };
 
+/// Out-of-batch ("halo") input of one conv layer (GCN only, see history_train.hpp): the
+/// layer adds `block (rows W)` to `S (H W)`; `rows` are constants (no gradient flows into
+/// them). `block` is n x h (batch rows in local order), `block_out` its first r rows, and
+/// the transposes serve the backward pass.
+template <class T>
+struct halo_layer {
+  const matrix<T>* rows = nullptr;  ///< h x in_dim of the conv layer; null or empty = none
+  sparse_ref block, block_out, block_t, block_out_t;
+};
+
+/// Halo inputs of every conv layer and a hook called after conv l's ReLU (before dropout)
+/// for l < L-1 with that layer's input and activation, before conv l+1 runs: it may fill
+/// `layers[l+1].rows` (the history trainer reads the historical rows there).
+template <class T>
+struct halo_terms {
+  std::vector<halo_layer<T>> layers;
+  std::function<void(std::int64_t l, Eigen::Ref<const matrix<T>> in, const matrix<T>& act)>
+      on_activation;
+  [[nodiscard]] bool has(std::int64_t l) const {
+    const auto li = static_cast<std::size_t>(l);
+    return li < layers.size() && layers[li].rows != nullptr && layers[li].rows->rows() > 0;
+  }
+};
+
 /// Forward pass; `x` holds the features of all n nodes of `p`. Returns the r x classes logits
-/// (also in `cache.logits`). `train`: apply dropout with the masks of `key`.
+/// (also in `cache.logits`). `train`: apply dropout with the masks of `key`. `halo`:
+/// optional out-of-batch terms (GCN only).
 template <class T>
 const matrix<T>& forward(const model<T>& m, Eigen::Ref<const matrix<T>> x, const propagation& p,
-                         bool train, dropout_key key, forward_cache<T>& cache) {
+                         bool train, dropout_key key, forward_cache<T>& cache,
+                         const halo_terms<T>* halo = nullptr) {
   const auto& c = m.config();
+  if (halo != nullptr && c.kind != model_kind::gcn)
+    throw std::invalid_argument("gcn::forward: halo terms need the GCN model");
   const auto& P = m.params();
   const std::int64_t L = c.layers;
   cache.h.assign(static_cast<std::size_t>(L), matrix<T>());
@@ -171,6 +200,13 @@ const matrix<T>& forward(const model<T>& m, Eigen::Ref<const matrix<T>> x, const
     const Eigen::Ref<const matrix<T>> in = l == 0 ? x : Eigen::Ref<const matrix<T>>(cache.h[li]);
     gemm_rows<T>(in, P[k], proj);
     spmm<T>(last ? p.a_out : p.a, proj, z);
+    if (halo != nullptr && halo->has(l)) {
+      const auto& hl = halo->layers[li];
+      matrix<T> hproj, zh;
+      gemm_rows<T>(*hl.rows, P[k], hproj);
+      spmm<T>(last ? hl.block_out : hl.block, hproj, zh);
+      z += zh;
+    }
     z.rowwise() += P[k + 1].row(0);
     if (c.kind == model_kind::sage) {
       if (last) {
@@ -191,6 +227,7 @@ const matrix<T>& forward(const model<T>& m, Eigen::Ref<const matrix<T>> x, const
     layer_norm_forward<T>(z, gamma, beta, y, cache.xhat[li], cache.inv_std[li]);
     auto& a = cache.act[li];
     a = y.cwiseMax(T(0));
+    if (halo != nullptr && !last && halo->on_activation) halo->on_activation(l, in, a);
     matrix<T>& out = last ? cache.h.emplace_back() : cache.h[li + 1];
     if (train && c.dropout > 0) {
       auto& mk = cache.mask[li];
@@ -215,10 +252,11 @@ const matrix<T>& forward(const model<T>& m, Eigen::Ref<const matrix<T>> x, const
 }
 
 /// Backward pass for d(loss)/d(logits) = `dlogits`; `grads` gets one matrix per parameter.
+/// `halo`: the terms the forward pass used (their rows are constants).
 template <class T>
 void backward(const model<T>& m, Eigen::Ref<const matrix<T>> x, const propagation& p,
               const forward_cache<T>& cache, const matrix<T>& dlogits,
-              std::vector<matrix<T>>& grads) {
+              std::vector<matrix<T>>& grads, const halo_terms<T>* halo = nullptr) {
   const auto& c = m.config();
   const auto& P = m.params();
   const std::int64_t L = c.layers;
@@ -244,6 +282,13 @@ void backward(const model<T>& m, Eigen::Ref<const matrix<T>> x, const propagatio
     grads[k + 1] = col_sums<T>(dz);
     spmm<T>(last ? p.a_out_t.ref() : p.at.ref(), dz, dproj);  // n x hidden
     gemm_tn<T>(in, dproj, grads[k]);
+    if (halo != nullptr && halo->has(l)) {
+      const auto& hl = halo->layers[li];
+      matrix<T> dhp, gw;
+      spmm<T>(last ? hl.block_out_t : hl.block_t, dz, dhp);  // h x hidden
+      gemm_tn<T>(*hl.rows, dhp, gw);
+      grads[k] += gw;
+    }
     if (c.kind == model_kind::sage) {
       if (last)
         gemm_tn<T>(cache.root_in[li], dz, grads[k + 4]);
