@@ -103,8 +103,8 @@ TEST_CASE("cuda extract_batches equals materialize for every normalization", "[c
   const auto ds = small_dataset(2500);
   const auto plan = make_plan(ds, 9, 40);
   ibmb::cuda::resources res;
-  for (auto norm : {ibmb::normalization::row, ibmb::normalization::symmetric,
-                    ibmb::normalization::none}) {
+  for (auto norm :
+       {ibmb::normalization::row, ibmb::normalization::symmetric, ibmb::normalization::none}) {
     ibmb::materialize_options opt;
     opt.norm = norm;
     opt.fingerprint = false;

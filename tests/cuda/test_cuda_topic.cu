@@ -114,9 +114,8 @@ TEST_CASE("cuda topic PPR matches the CPU on the fixtures, both transitions", "[
     ibmb::topic_ppr_params p;
     p.transition = tr;
     p.block_columns = 3;  // several blocks, a ragged last one
-    for (const graph& g :
-         {ibmb::test::two_cliques_with_isolated(5), ibmb::test::star_graph(7),
-          ibmb::test::path_graph(9), ibmb::test::cycle_graph(6)}) {
+    for (const graph& g : {ibmb::test::two_cliques_with_isolated(5), ibmb::test::star_graph(7),
+                           ibmb::test::path_graph(9), ibmb::test::cycle_graph(6)}) {
       const auto sh = make_sets(g, 7, 2, 11);
       compare_with_cpu(g, sh, p, true);
     }
@@ -163,7 +162,8 @@ TEST_CASE("cuda select-k equals the CPU order on the same scores, ties and zeros
     x = l <= 0 ? (l == 0 ? 0.0f : -1.0f * static_cast<float>(-l)) : 0.125f * static_cast<float>(l);
   }
   // Column 4 has only three positive entries.
-  for (std::int64_t v = 0; v < n; ++v) h[static_cast<std::size_t>(v) * B + 4] = v % 400 == 7 ? 1.0f : 0.0f;
+  for (std::int64_t v = 0; v < n; ++v)
+    h[static_cast<std::size_t>(v) * B + 4] = v % 400 == 7 ? 1.0f : 0.0f;
   auto d = ibmb::cuda::to_device(std::span<const float>(h), res.stream());
   for (std::int64_t k : {1, 10, 250, 2000}) {
     ibmb::cuda::topk_selector sel;

@@ -184,8 +184,8 @@ class device_batch_store {
       if (n > 0) std::memcpy(stage + off, src, n);
     });
     IBMB_CUDA_TRY(cudaStreamWaitEvent(side_, freed_[slot], 0));
-    IBMB_CUDA_TRY(cudaMemcpyAsync(slot_[slot].data(), stage, layout(b).total,
-                                  cudaMemcpyHostToDevice, side_));
+    IBMB_CUDA_TRY(
+        cudaMemcpyAsync(slot_[slot].data(), stage, layout(b).total, cudaMemcpyHostToDevice, side_));
     IBMB_CUDA_TRY(cudaEventRecord(copied_[slot], side_));
     held_[slot] = b;
   }

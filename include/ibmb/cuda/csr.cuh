@@ -66,8 +66,8 @@ class device_csr {
   }
 
   [[nodiscard]] view_type view() const {
-    return view_type{num_rows_,      num_cols_,       num_edges_, indptr_.data(),
-                     indices_.data(), weights_.empty() ? nullptr : weights_.data()};
+    return view_type{num_rows_,      num_cols_,       num_edges_,
+                     indptr_.data(), indices_.data(), weights_.empty() ? nullptr : weights_.data()};
   }
   operator view_type() const { return view(); }  // NOLINT(google-explicit-constructor)
 

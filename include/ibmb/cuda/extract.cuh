@@ -92,8 +92,8 @@ struct device_batches {
 
 namespace detail {
 
-#define IBMB_CUDA_GRID_STRIDE(var, count)                                                       \
-  for (std::int64_t var = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;    \
+#define IBMB_CUDA_GRID_STRIDE(var, count)                                                   \
+  for (std::int64_t var = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; \
        var < (count); var += static_cast<std::int64_t>(gridDim.x) * blockDim.x)
 
 /// First position in [lo, hi) of `a` whose value is >= x.
@@ -302,8 +302,8 @@ device_batches extract_batches(const resources& res, device_csr_view<I, O, float
   const auto nnz = static_cast<std::int64_t>(g.num_edges);
   device_buffer<double> scale(static_cast<std::size_t>(N), s);
   device_buffer<float> gw(static_cast<std::size_t>(nnz), s);
-  detail::extract_degree_scale<<<detail::grid_for(N), detail::block_threads, 0, s>>>(
-      g, kind, scale.data());
+  detail::extract_degree_scale<<<detail::grid_for(N), detail::block_threads, 0, s>>>(g, kind,
+                                                                                     scale.data());
   detail::check_launch();
   detail::extract_weights<<<detail::grid_for(N), detail::block_threads, 0, s>>>(
       g, kind, scale.data(), gw.data());
@@ -363,8 +363,8 @@ device_batches extract_batches(const resources& res, device_csr_view<I, O, float
     temp.reserve(std::max<std::size_t>(bytes, 1), s);
     bytes = temp.size();
     IBMB_CUDA_TRY(cub::DeviceSegmentedSort::StableSortPairs(
-        temp.data(), bytes, col.data(), out.local_indices.data(), w.data(),
-        out.edge_weights.data(), ET, NT, start.data(), start.data() + 1, s));
+        temp.data(), bytes, col.data(), out.local_indices.data(), w.data(), out.edge_weights.data(),
+        ET, NT, start.data(), start.data() + 1, s));
   }
 
   // Labels and features.

@@ -21,8 +21,9 @@ namespace ibmb::cuda {
 /// Owning, uninitialized device array of `T` (trivially copyable), stream-ordered.
 template <class T>
 class device_buffer {
-  static_assert(std::is_trivially_copyable_v<T>, "ibmb::cuda::device_buffer needs a trivially "
-                                                 "copyable element type");
+  static_assert(std::is_trivially_copyable_v<T>,
+                "ibmb::cuda::device_buffer needs a trivially "
+                "copyable element type");
 
  public:
   device_buffer() = default;
@@ -31,7 +32,9 @@ class device_buffer {
   device_buffer(const device_buffer&) = delete;
   device_buffer& operator=(const device_buffer&) = delete;
   device_buffer(device_buffer&& o) noexcept
-      : ptr_(std::exchange(o.ptr_, nullptr)), size_(std::exchange(o.size_, 0)), stream_(o.stream_) {}
+      : ptr_(std::exchange(o.ptr_, nullptr)),
+        size_(std::exchange(o.size_, 0)),
+        stream_(o.stream_) {}
   device_buffer& operator=(device_buffer&& o) noexcept {
     if (this != &o) {
       release();
@@ -88,8 +91,9 @@ class device_buffer {
 /// Owning page-locked host array (cudaMallocHost), for asynchronous copies.
 template <class T>
 class pinned_buffer {
-  static_assert(std::is_trivially_copyable_v<T>, "ibmb::cuda::pinned_buffer needs a trivially "
-                                                 "copyable element type");
+  static_assert(std::is_trivially_copyable_v<T>,
+                "ibmb::cuda::pinned_buffer needs a trivially "
+                "copyable element type");
 
  public:
   pinned_buffer() = default;
@@ -139,8 +143,8 @@ template <class T>
 device_buffer<std::remove_const_t<T>> to_device(std::span<T> host, cudaStream_t stream) {
   device_buffer<std::remove_const_t<T>> d(host.size(), stream);
   if (!host.empty())
-    IBMB_CUDA_TRY(cudaMemcpyAsync(d.data(), host.data(), host.size_bytes(),
-                                  cudaMemcpyHostToDevice, stream));
+    IBMB_CUDA_TRY(
+        cudaMemcpyAsync(d.data(), host.data(), host.size_bytes(), cudaMemcpyHostToDevice, stream));
   return d;
 }
 

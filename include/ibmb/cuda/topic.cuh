@@ -112,9 +112,9 @@ __global__ void topic_init(std::int64_t n, int B, V alpha, const std::int64_t* t
 /// optionally change[j] += sum_v |y - x|. Threads are laid out as (row lane, column) so each
 /// thread keeps one column and accumulates its change in a register.
 template <class V, class O>
-__global__ void topic_finalize(std::int64_t n, int B, V keep, const O* indptr,
-                               const V* row_scale, const V* x, V* y, const std::int64_t* tptr,
-                               const int* tcol, const V* tval, double* change) {
+__global__ void topic_finalize(std::int64_t n, int B, V keep, const O* indptr, const V* row_scale,
+                               const V* x, V* y, const std::int64_t* tptr, const int* tcol,
+                               const V* tval, double* change) {
   extern __shared__ double s_change[];
   const bool want_change = change != nullptr;
   if (want_change) {
@@ -190,7 +190,8 @@ topic_ppr_stats topic_ppr_blocks_impl(const resources& res, device_csr_view<I, O
   const std::int64_t n = g.num_rows;
   const std::int64_t nnz = g.num_edges;
   const std::int64_t total = sets.size();
-  const int bmax = static_cast<int>(std::min<std::int64_t>(p.block_columns, std::max<std::int64_t>(total, 1)));
+  const int bmax =
+      static_cast<int>(std::min<std::int64_t>(p.block_columns, std::max<std::int64_t>(total, 1)));
   const bool column = p.transition == ppr_transition::column;
 
   // The operator: J-typed CSR with the transition's values, and 1/deg for the row scaling.
@@ -199,8 +200,8 @@ topic_ppr_stats topic_ppr_blocks_impl(const resources& res, device_csr_view<I, O
   topic_prepare_rows<J><<<grid_for(n + 1), block_threads, 0, s>>>(g, ptr.data(), inv_deg.data());
   check_launch();
   if (nnz > 0) {
-    topic_prepare_entries<J><<<grid_for(nnz), block_threads, 0, s>>>(g, inv_deg.data(), column,
-                                                                      idx.data(), val.data());
+    topic_prepare_entries<J>
+        <<<grid_for(nnz), block_threads, 0, s>>>(g, inv_deg.data(), column, idx.data(), val.data());
     check_launch();
   }
   // cuSPARSE is skipped for a graph without entries (every node then keeps its mass).
@@ -208,8 +209,8 @@ topic_ppr_stats topic_ppr_blocks_impl(const resources& res, device_csr_view<I, O
   sp_mat_guard A;
   if (has_edges)
     IBMB_CUSPARSE_TRY(cusparseCreateConstCsr(&A.d, n, n, nnz, ptr.data(), idx.data(), val.data(),
-                                           cusparse_index_type<J>(), cusparse_index_type<J>(),
-                                           CUSPARSE_INDEX_BASE_ZERO, cuda_value_type<V>()));
+                                             cusparse_index_type<J>(), cusparse_index_type<J>(),
+                                             CUSPARSE_INDEX_BASE_ZERO, cuda_value_type<V>()));
 
   // Blocks, teleport lists, change sums and the cuSPARSE workspace: sized before any loop.
   const std::size_t block_elems = static_cast<std::size_t>(n) * static_cast<std::size_t>(bmax);
@@ -242,10 +243,10 @@ topic_ppr_stats topic_ppr_blocks_impl(const resources& res, device_csr_view<I, O
                                   cudaMemcpyHostToDevice, s));
 
     dn_mat_guard d0, d1;
-    IBMB_CUSPARSE_TRY(cusparseCreateDnMat(&d0.d, n, width, width, buf0.data(),
-                                          cuda_value_type<V>(), CUSPARSE_ORDER_ROW));
-    IBMB_CUSPARSE_TRY(cusparseCreateDnMat(&d1.d, n, width, width, buf1.data(),
-                                          cuda_value_type<V>(), CUSPARSE_ORDER_ROW));
+    IBMB_CUSPARSE_TRY(cusparseCreateDnMat(&d0.d, n, width, width, buf0.data(), cuda_value_type<V>(),
+                                          CUSPARSE_ORDER_ROW));
+    IBMB_CUSPARSE_TRY(cusparseCreateDnMat(&d1.d, n, width, width, buf1.data(), cuda_value_type<V>(),
+                                          CUSPARSE_ORDER_ROW));
     std::size_t need0 = 0, need1 = 0;
     if (has_edges) {
       IBMB_CUSPARSE_TRY(cusparseSpMM_bufferSize(
@@ -259,26 +260,26 @@ topic_ppr_stats topic_ppr_blocks_impl(const resources& res, device_csr_view<I, O
 
     const std::size_t elems = static_cast<std::size_t>(n) * static_cast<std::size_t>(width);
     if (elems > 0) IBMB_CUDA_TRY(cudaMemsetAsync(buf0.data(), 0, elems * sizeof(V), s));
-    topic_init<V><<<grid_for(n), block_threads, 0, s>>>(n, width, static_cast<V>(p.alpha),
-                                                        tptr.data(), tcol.data(), tval.data(),
-                                                        buf0.data());
+    topic_init<V><<<grid_for(n), block_threads, 0, s>>>(
+        n, width, static_cast<V>(p.alpha), tptr.data(), tcol.data(), tval.data(), buf0.data());
     check_launch();
 
     V* x = buf0.data();
     V* y = buf1.data();
     cusparseDnMatDescr_t dx = d0.d, dy = d1.d;
     const unsigned fin_grid = topic_finalize_grid(n, width);
-    const std::size_t fin_shared = p.tolerance > 0 ? static_cast<std::size_t>(width) * sizeof(double) : 0;
+    const std::size_t fin_shared =
+        p.tolerance > 0 ? static_cast<std::size_t>(width) * sizeof(double) : 0;
     int it = 0;
     double max_change = 0;
     for (it = 1; it <= p.max_iterations; ++it) {
       if (has_edges) {
-        IBMB_CUSPARSE_TRY(cusparseSpMM(res.sparse(), CUSPARSE_OPERATION_NON_TRANSPOSE,
-                                       CUSPARSE_OPERATION_NON_TRANSPOSE, &one, A.d, dx, &zero, dy,
-                                       cuda_value_type<V>(), CUSPARSE_SPMM_ALG_DEFAULT,
-                                       work.data()));
+        IBMB_CUSPARSE_TRY(cusparseSpMM(
+            res.sparse(), CUSPARSE_OPERATION_NON_TRANSPOSE, CUSPARSE_OPERATION_NON_TRANSPOSE, &one,
+            A.d, dx, &zero, dy, cuda_value_type<V>(), CUSPARSE_SPMM_ALG_DEFAULT, work.data()));
       }
-      if (p.tolerance > 0) IBMB_CUDA_TRY(cudaMemsetAsync(change.data(), 0, width * sizeof(double), s));
+      if (p.tolerance > 0)
+        IBMB_CUDA_TRY(cudaMemsetAsync(change.data(), 0, width * sizeof(double), s));
       topic_finalize<V, J><<<fin_grid, block_threads, fin_shared, s>>>(
           n, width, keep, ptr.data(), column ? nullptr : inv_deg.data(), x, y, tptr.data(),
           tcol.data(), tval.data(), p.tolerance > 0 ? change.data() : nullptr);
@@ -318,10 +319,12 @@ topic_ppr_stats topic_ppr_blocks(const resources& res, device_csr_view<I, O, W> 
                                  teleport_sets<I> sets, const topic_ppr_params& p,
                                  Consume&& consume) {
   ::ibmb::detail::check_teleport_sets(csr_view<I, O, W>(g.num_rows, g.num_cols, {}, {}), sets, p);
-  IBMB_EXPECTS(p.block_columns <= topic_max_block_columns, "cuda topic PPR: block_columns = ",
-               p.block_columns, " exceeds ", topic_max_block_columns);
+  IBMB_EXPECTS(p.block_columns <= topic_max_block_columns,
+               "cuda topic PPR: block_columns = ", p.block_columns, " exceeds ",
+               topic_max_block_columns);
   constexpr std::int64_t i32max = std::numeric_limits<std::int32_t>::max();
-  if (static_cast<std::int64_t>(g.num_rows) < i32max && static_cast<std::int64_t>(g.num_edges) < i32max)
+  if (static_cast<std::int64_t>(g.num_rows) < i32max &&
+      static_cast<std::int64_t>(g.num_edges) < i32max)
     return detail::topic_ppr_blocks_impl<std::int32_t, V>(res, g, sets, p, consume);
   return detail::topic_ppr_blocks_impl<std::int64_t, V>(res, g, sets, p, consume);
 }
@@ -336,9 +339,8 @@ topk_lists<I, float> topic_ppr_topk(const resources& res, device_csr_view<I, O, 
   IBMB_EXPECTS(k >= 0, "k must be >= 0, got ", k);
   const std::int64_t n = g.num_rows;
   const std::int64_t kk = std::min<std::int64_t>(k, n);
-  const int bmax = static_cast<int>(
-      std::clamp<std::int64_t>(std::min<std::int64_t>(p.block_columns, sets.size()), 1,
-                               topic_max_block_columns));
+  const int bmax = static_cast<int>(std::clamp<std::int64_t>(
+      std::min<std::int64_t>(p.block_columns, sets.size()), 1, topic_max_block_columns));
   topk_selector sel;
   if (kk > 0) sel.prepare(n, bmax, kk, res);
   topk_lists<I, float> out;

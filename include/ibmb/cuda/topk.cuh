@@ -32,8 +32,8 @@ __device__ inline std::uint64_t topk_key(float s, std::int64_t v) {
 __global__ void topk_make_keys(const float* scores, std::int64_t n, int B, int c0, int nc,
                                std::uint64_t* keys) {
   const std::int64_t total = n * nc;
-  for (std::int64_t e = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
-       e < total; e += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+  for (std::int64_t e = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; e < total;
+       e += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
     const std::int64_t v = e / nc;
     const int jj = static_cast<int>(e % nc);  // consecutive threads read consecutive columns
     keys[jj * n + v] = topk_key(scores[v * B + c0 + jj], v);
@@ -50,8 +50,8 @@ __global__ void topk_offsets(std::int64_t n, int nc, int* offsets) {
 __global__ void topk_take(const std::uint64_t* sorted, std::int64_t n, int c0, int nc,
                           std::int64_t k, std::int64_t* ids, float* scores) {
   const std::int64_t total = static_cast<std::int64_t>(nc) * k;
-  for (std::int64_t e = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
-       e < total; e += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+  for (std::int64_t e = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; e < total;
+       e += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
     const std::int64_t jj = e / k, t = e % k;
     const std::int64_t out = (c0 + jj) * k + t;
     const std::uint64_t key = t < n ? sorted[jj * n + t] : ~std::uint64_t{0};
@@ -80,7 +80,10 @@ class topk_selector {
     n_ = n;
     B_ = B;
     k_ = k;
-    group_ = n == 0 ? B : static_cast<int>(std::min<std::int64_t>(B, INT_MAX / std::max<std::int64_t>(n, 1)));
+    group_ =
+        n == 0
+            ? B
+            : static_cast<int>(std::min<std::int64_t>(B, INT_MAX / std::max<std::int64_t>(n, 1)));
     IBMB_EXPECTS(group_ >= 1, "cuda topk: ", n, " rows do not fit one CUB sort");
     const cudaStream_t s = res.stream();
     const auto keys = static_cast<std::size_t>(n) * static_cast<std::size_t>(group_);
