@@ -353,6 +353,17 @@ class history_trainer {
     return s;
   }
 
+  /// Logits of batch `b`'s outputs in inference mode (no dropout), halo rows read (and
+  /// corrected) from the store as in training, nothing written.
+  matrix<float> logits(const model<float>& m, std::size_t b, std::int64_t step) {
+    IBMB_EXPECTS(b < batches_.size(), "history_trainer::logits: batch ", b, " of ",
+                 batches_.size());
+    if (p_.mode == history_mode::retransform) set_transforms(m);
+    worker wk;
+    step_batch(m, wk, b, step, {}, false);
+    return wk.cache.logits;
+  }
+
   /// Forward-only refresh of the uncovered halo rows with the current weights (store.refresh;
   /// the observers see it as a refresh write).
   void refresh(const model<float>& m, std::int64_t step) {
@@ -521,7 +532,7 @@ class history_trainer {
   }
 
   void step_batch(const model<float>& m, worker& wk, std::size_t b, std::int64_t t,
-                  dropout_key key) {
+                  dropout_key key, bool train = true) {
     const auto v = store_.batch(b);
     auto& B = batches_[b];
     const auto L = cfg_.layers;
@@ -549,7 +560,11 @@ class history_trainer {
                              const matrix<float>& act) { on_layer(wk, b, v, l, t, in, act); };
     }
     const auto& logits =
-        forward<float>(m, x, B.prop, true, key, wk.cache, use_halo ? &ht : nullptr);
+        forward<float>(m, x, B.prop, train, key, wk.cache, use_halo ? &ht : nullptr);
+    if (!train) {
+      wk.pending.clear();
+      return;
+    }
     matrix<float> dlogits;
     wk.loss = softmax_cross_entropy<float>(logits, B.labels, &dlogits);
     backward<float>(m, x, B.prop, wk.cache, dlogits, wk.grads, use_halo ? &ht : nullptr);
