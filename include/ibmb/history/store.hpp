@@ -182,9 +182,12 @@ class history_store {
   /// A store of the same shape and permutation with nothing written and no ring (what the
   /// staleness monitor audits into).
   [[nodiscard]] history_store empty_like(int ring = 0) const {
-    history_options o = opt_;
+    // Built field by field: copying the whole options (an optional vector) and resetting it
+    // trips GCC 12's -Wmaybe-uninitialized.
+    history_options o;
+    o.num_nodes = opt_.num_nodes;
+    o.dims = opt_.dims;
     o.ring = ring;
-    o.ring_nodes.reset();
     o.strict = false;
     return history_store(std::move(o), perm_);
   }
