@@ -22,6 +22,7 @@
 #include "ibmb/core/parallel.hpp"
 #include "ibmb/graph/build.hpp"
 #include "ibmb/graph/generate.hpp"
+#include "ibmb/graph/io/npy.hpp"
 
 namespace {
 
@@ -49,6 +50,19 @@ const setup& get(std::int64_t features) {
   kp.max_nodes = 30000;
   c->plan = ibmb::khop_plan(c->ds.graph.view(), std::span<const std::int64_t>(c->ds.train_idx), kp);
   c->features = features;
+  // For the scipy peer (benchmarks/peers/run_scipy_extract.sh): the same graph and batches.
+  if (const char* dir = std::getenv("IBMB_BENCH_EXPORT"); dir && *dir) {
+    const std::filesystem::path d(dir);
+    std::filesystem::create_directories(d);
+    auto put = [&](const char* name, const auto& v) {
+      using T = typename std::decay_t<decltype(v)>::value_type;
+      ibmb::write_npy<T>(d / name, std::span<const T>(v), {static_cast<std::int64_t>(v.size())});
+    };
+    put("indptr.npy", c->ds.graph.indptr);
+    put("indices.npy", c->ds.graph.indices);
+    put("node_ptr.npy", c->plan.node_ptr);
+    put("nodes.npy", c->plan.nodes);
+  }
   return *c;
 }
 
