@@ -53,6 +53,7 @@ TEST_CASE("batchwise_plan: one batch per part with outputs, auxiliaries = top to
   batchwise_params p;
   p.parts = 6;
   p.metis.seed = 1;
+  p.solver = topic_solver::power_iteration;  // compared with the dense power iteration below
   batchwise_stats st;
   const auto plan = batchwise_plan(g.view(), std::span<const std::int64_t>(outputs), p, &st);
   plan.validate(600);

@@ -244,6 +244,14 @@ void add_store_commands(CLI::App& app, command_list& cmds) {
                 "Stop the power iteration on this per-column L1 change instead")
       ->check(CLI::PositiveNumber)
       ->excludes(it);
+  auto* solver =
+      c->add_option("--solver", b->plan.solver,
+                    "Batchwise scores: push (default, faster at equal top-k recall) or power "
+                    "(the reference's power iteration; implied by --iterations / --tol)")
+          ->check(CLI::IsMember({"push", "power"}));
+  c->add_option("--push-eps", b->plan.push_eps,
+                "Batchwise push threshold (default 2e-3 / auxiliaries)")
+      ->check(CLI::PositiveNumber);
   c->add_option("--aux-ratio", b->plan.aux_ratio,
                 "Batchwise auxiliaries per batch = ratio x N / parts")
       ->check(CLI::NonNegativeNumber);
@@ -262,8 +270,14 @@ void add_store_commands(CLI::App& app, command_list& cmds) {
   c->add_option("--out", b->out, "Output store (.ibmb), or .npz for the plan alone")->required();
   c->add_flag("--force", b->force, "Overwrite an existing output");
   c->add_flag("--json", b->json, "Print one JSON object");
-  cmds.push_back({c, [b] {
+  cmds.push_back({c, [b, it, solver] {
                     if (b->plan.alpha <= 0) throw ibmb::invalid_argument("--alpha must be > 0");
+                    // --iterations / --tol are power-iteration settings: they select it.
+                    if (solver->count() == 0 && (it->count() > 0 || b->plan.tol > 0))
+                      b->plan.solver = "power";
+                    if (b->plan.solver == "push" && (it->count() > 0 || b->plan.tol > 0))
+                      throw ibmb::invalid_argument(
+                          "--iterations / --tol apply to --solver power, not push");
                     return run_build(*b);
                   }});
 

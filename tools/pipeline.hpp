@@ -62,8 +62,10 @@ struct plan_options {
   std::int64_t topk = 16;
   std::int64_t batch_size = 0;  ///< outputs per batch (nodewise, random, khop); 0 = auto
   std::int32_t parts = 0;       ///< batchwise / cluster parts; 0 = auto
+  std::string solver = "push";  ///< batchwise: push | power (the reference's power iteration)
   int iterations = 50;          ///< batchwise power iterations
   double tol = 0;               ///< batchwise: stop on this L1 change instead
+  double push_eps = 0;          ///< batchwise push threshold (0: 2e-3 / auxiliaries per batch)
   double aux_ratio = 1.0;       ///< batchwise auxiliaries per batch = ratio * N / parts
   std::int32_t hops = 2;        ///< khop depth
   std::int64_t max_nodes = 0;   ///< khop cap per batch (0 = none)
@@ -115,6 +117,8 @@ inline ibmb::batch_plan<std::int64_t> make_plan(const ibmb::dataset& ds,
     p.ppr.alpha = o.alpha;
     p.ppr.max_iterations = o.tol > 0 ? std::max(o.iterations, 1000) : o.iterations;
     p.ppr.tolerance = o.tol;
+    p.solver = o.solver == "power" ? ibmb::topic_solver::power_iteration : ibmb::topic_solver::push;
+    p.push_eps = o.push_eps;
     p.metis.seed = o.seed;
     p.progress = o.progress;
     ibmb::batchwise_stats st;

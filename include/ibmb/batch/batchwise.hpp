@@ -42,11 +42,9 @@ struct batchwise_params {
   /// top-k recall in every configuration tried: 50 sets, 100k nodes: 0.41 s (recall 0.994)
   /// vs 3.7 s for 50 power iterations; 1M nodes: 14.4 s (0.994) vs 74.7 s; 16 sets at 1M
   /// (k = 62.5k): 18.0 s (0.995, automatic eps) or 6.3 s (0.976, eps 1e-7) vs 29.4 s;
-  /// batchwise_plan at 2.4M nodes, 16 parts: 26.9 s vs 69.3 s. The default stays the power
-  /// iteration for now because tests/test_batchwise.cpp and the CLI (tools/pipeline.hpp:
-  /// --iterations / --tol) assume it; switching it is a one-line change once they name the
-  /// solver.
-  topic_solver solver = topic_solver::power_iteration;
+  /// batchwise_plan at 2.4M nodes, 16 parts: 26.9 s vs 69.3 s. So the push is the default;
+  /// `power_iteration` reproduces the reference exactly (50 iterations of D^-1 A).
+  topic_solver solver = topic_solver::push;
   /// Push threshold (seed mass normalized to 1; see ppr/topic_push.hpp). 0 (default) picks
   /// eps = 2e-3 / k with k = ceil(aux_ratio * N / parts) the auxiliaries per batch: the k-th
   /// score of a set is O(1 / k), so the push error must shrink with k. eps * k = 2e-3 gave a
