@@ -74,7 +74,9 @@ metis_graph make_metis_graph(std::int64_t n, RowFn row_of, const partition_param
     row_of(i, [&](std::int64_t j) {
       if (j != i) m.adjncy[at++] = static_cast<idx_t>(j);
     });
-    std::sort(m.adjncy.begin() + cnt[static_cast<std::size_t>(i)], m.adjncy.begin() + at);
+    const auto first = m.adjncy.begin() + cnt[static_cast<std::size_t>(i)];
+    const auto last = m.adjncy.begin() + static_cast<std::ptrdiff_t>(at);
+    if (!std::is_sorted(first, last)) std::sort(first, last);  // CSR rows usually are
   }
   m.xadj[nn] = static_cast<idx_t>(cnt[nn]);
 #pragma omp parallel for schedule(dynamic, 1024) reduction(min : asym_row)
