@@ -531,8 +531,8 @@ class history_trainer {
     }
   }
 
-  void step_batch(const model<float>& m, worker& wk, std::size_t b, std::int64_t t,
-                  dropout_key key, bool train = true) {
+  void step_batch(const model<float>& m, worker& wk, std::size_t b, std::int64_t t, dropout_key key,
+                  bool train = true) {
     const auto v = store_.batch(b);
     auto& B = batches_[b];
     const auto L = cfg_.layers;
