@@ -7,7 +7,7 @@ set -euo pipefail
 pkgs=(cmake ninja-build g++ make pkg-config libeigen3-dev catch2 libmetis-dev zlib1g-dev
       libbenchmark-dev libcli11-dev libdlpack-dev clang-format)
 # clang (for the libFuzzer targets) is optional: install it when asked.
-if [[ "${IBMB_WITH_FUZZ:-0}" == 1 ]]; then pkgs+=(clang); fi
+if [[ "${IBMB_WITH_FUZZ:-0}" == 1 ]]; then pkgs+=(clang libomp-dev); fi
 # matplotlib (for scripts/plot_*.py, run with /usr/bin/python3) is optional too.
 if [[ "${IBMB_WITH_PLOTS:-0}" == 1 ]]; then pkgs+=(python3-matplotlib); fi
 
