@@ -8,6 +8,7 @@
 
 #include "cli_util.hpp"
 #include "commands.hpp"
+#include "gcn/train.hpp"
 #include "ibmb/batch/schedule.hpp"
 #include "ibmb/batch/store.hpp"
 #include "ibmb/graph/io/load.hpp"
@@ -22,6 +23,7 @@ namespace {
 struct build_options {
   std::string data, split = "train", out, norm = "row", features = "float32";
   plan_options plan;
+  std::int64_t split_seed = 0;
   bool json = false, force = false;
 };
 
@@ -51,6 +53,12 @@ int run_build(build_options o) {
   stopwatch load_t;
   auto ds = ibmb::load_dataset(o.data, terminal_progress());
   preprocess(ds);
+  // The same seeded 10/10/80 split `ibmb train` / `ibmb infer` draw for a dataset without one.
+  const bool named_split =
+      o.split == "train" || o.split == "val" || o.split == "valid" || o.split == "test";
+  if (named_split && ds.train_idx.empty() && ds.val_idx.empty() && ds.test_idx.empty() &&
+      ds.num_classes() > 0)
+    gcn::random_split(ds, 0.1, 0.1, static_cast<std::uint64_t>(o.split_seed));
   const double load_seconds = load_t.seconds();
   const auto outputs = select_outputs(ds, o.split);
   o.plan.progress = terminal_progress();
@@ -223,6 +231,9 @@ void add_store_commands(CLI::App& app, command_list& cmds) {
       ->capture_default_str();
   c->add_option("--split", b->split, "Output nodes: train, val, test, all or a .npy file")
       ->capture_default_str();
+  c->add_option(
+      "--split-seed", b->split_seed,
+      "Seed of the random 10/10/80 split drawn when the dataset has none (as ibmb train)");
   c->add_option("--parts", b->plan.parts,
                 "METIS parts (batchwise, cluster); default: outputs / batch size")
       ->check(CLI::PositiveNumber);

@@ -28,8 +28,9 @@ inline std::vector<std::int64_t> select_outputs(const ibmb::dataset& ds, std::st
   if (which == "train" || which == "val" || which == "valid" || which == "test") {
     const auto& idx = which == "train" ? ds.train_idx : which == "test" ? ds.test_idx : ds.val_idx;
     if (idx.empty())
-      throw ibmb::invalid_argument(ibmb::detail::concat(
-          "dataset '", ds.name, "' has no ", which, " split; pass --outputs all or a .npy file"));
+      throw ibmb::invalid_argument(
+          ibmb::detail::concat("dataset '", ds.name, "' has no ", which,
+                               " split; name the output nodes as all or a .npy file"));
     return idx;
   }
   if (which == "all") {
