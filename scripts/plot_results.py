@@ -29,7 +29,14 @@ def load(pattern):
     out = {}
     for f in sorted(glob.glob(pattern)):
         base = os.path.basename(f)[:-5]
-        name, kind, method = base.rsplit("_", 2)
+        # <dataset>_<kind>_<method>[_<tag>]: the kind (train/infer) marks where the name ends,
+        # so datasets and tags may contain underscores.
+        parts = base.split("_")
+        kinds = [i for i, p in enumerate(parts) if p in ("train", "infer")]
+        if not kinds or kinds[-1] + 1 >= len(parts):
+            continue
+        k = kinds[-1]
+        name, method = "_".join(parts[:k]), "_".join(parts[k + 1:])
         with open(f) as fh:
             out.setdefault(name, {})[method] = json.load(fh)
     return out
