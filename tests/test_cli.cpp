@@ -9,27 +9,13 @@
 
 #include <catch2/catch.hpp>
 
+#include "cli_runner.hpp"
 #include "fixtures.hpp"
 
 #ifdef IBMB_CLI_PATH
 namespace {
 
-struct run_result {
-  int code = -1;
-  std::string out;  // stdout + stderr
-};
-
-run_result run_cli(const std::string& args) {
-  const std::string cmd = std::string(IBMB_CLI_PATH) + " " + args + " 2>&1";
-  run_result r;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::array<char, 4096> buf{};
-  while (std::fgets(buf.data(), static_cast<int>(buf.size()), p)) r.out += buf.data();
-  const int status = ::pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
-}
+using ibmb::test::run_cli;
 
 bool one_line(const std::string& s) { return !s.empty() && s.find('\n') == s.size() - 1; }
 

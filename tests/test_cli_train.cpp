@@ -11,27 +11,13 @@
 
 #include <catch2/catch.hpp>
 
+#include "cli_runner.hpp"
 #include "fixtures.hpp"
 
 #ifdef IBMB_CLI_PATH
 namespace {
 
-struct train_run {
-  int code = -1;
-  std::string out;
-};
-
-train_run run_ibmb(const std::string& args) {
-  const std::string cmd = std::string(IBMB_CLI_PATH) + " " + args + " 2>&1";
-  train_run r;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::array<char, 4096> buf{};
-  while (std::fgets(buf.data(), static_cast<int>(buf.size()), p)) r.out += buf.data();
-  const int status = ::pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
-}
+using ibmb::test::run_cli;
 
 std::string slurp(const std::filesystem::path& p) {
   std::ifstream f(p);
@@ -77,7 +63,7 @@ TEST_CASE("cli: train and infer reject bad input with one line and exit code 2",
   };
   for (const auto& args : cases) {
     INFO("ibmb " << args);
-    const auto r = run_ibmb(args);
+    const auto r = run_cli(args);
     CHECK(r.code == 2);
     CHECK(!r.out.empty());
     CHECK(r.out.find('\n') == r.out.size() - 1);
@@ -88,8 +74,8 @@ TEST_CASE("cli: train and infer reject bad input with one line and exit code 2",
 TEST_CASE("cli: train writes a report and a model that infer reads", "[cli]") {
   const auto dir = ibmb::test::scratch_dir("cli_train_ok");
   const auto model = (dir / "m.npz").string();
-  auto r = run_ibmb(std::string("train --data ") + tiny + " --method nodewise --epochs 3 --seed 1" +
-                    " --report " + (dir / "train.json").string() + " --save-model " + model);
+  auto r = run_cli(std::string("train --data ") + tiny + " --method nodewise --epochs 3 --seed 1" +
+                   " --report " + (dir / "train.json").string() + " --save-model " + model);
   INFO(r.out);
   REQUIRE(r.code == 0);
   CHECK_THAT(r.out, Catch::Contains("epoch    3/3"));
@@ -99,15 +85,15 @@ TEST_CASE("cli: train writes a report and a model that infer reads", "[cli]") {
                       Catch::Contains("\"method\": \"nodewise\""));
   for (const char* m : {"full", "nodewise", "khop"}) {
     const auto out = dir / (std::string(m) + ".json");
-    r = run_ibmb(std::string("infer --data ") + tiny + " --model " + model + " --method " + m +
-                 " --report " + out.string());
+    r = run_cli(std::string("infer --data ") + tiny + " --model " + model + " --method " + m +
+                " --report " + out.string());
     INFO(r.out);
     REQUIRE(r.code == 0);
     CHECK_THAT(slurp(out), Catch::Contains("\"accuracy\": ") && Catch::Contains("\"seconds\": ") &&
                                Catch::Contains(std::string("\"method\": \"") + m + "\""));
   }
   // A model for another feature count does not fit this dataset.
-  r = run_ibmb(
+  r = run_cli(
       "infer --data synthetic:nodes=600,avg_degree=6,classes=3,features=5,seed=2 "
       "--model " +
       model + " --report " + (dir / "x.json").string());

@@ -17,6 +17,7 @@
 #include <catch2/catch.hpp>
 
 #include "../examples/gcn/include/gcn/history_train.hpp"
+#include "cli_runner.hpp"
 #include "fixtures.hpp"
 #include "ibmb/batch/materialize.hpp"
 #include "ibmb/batch/nodewise.hpp"
@@ -220,16 +221,7 @@ TEST_CASE("sat: results do not depend on the number of worker threads", "[sat]")
 
 #ifdef IBMB_CLI_PATH
 namespace {
-std::pair<int, std::string> run_cli(const std::string& args) {
-  const std::string cmd = std::string(IBMB_CLI_PATH) + " " + args + " 2>&1";
-  std::string out;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::array<char, 4096> buf{};
-  while (std::fgets(buf.data(), static_cast<int>(buf.size()), p)) out += buf.data();
-  const int status = ::pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), out};
-}
+using ibmb::test::run_cli;
 }  // namespace
 
 TEST_CASE("sat: ibmb train --history rejects bad input with one line and exit code 2",

@@ -23,12 +23,6 @@ struct ppr_options {
   bool json = false;
 };
 
-template <class T>
-ibmb::npz_member member(std::string name, const std::vector<T>& v) {
-  return {std::move(name),
-          ibmb::encode_npy(std::span<const T>(v), {static_cast<std::int64_t>(v.size())})};
-}
-
 int run_ppr(const ppr_options& o) {
   auto ds = ibmb::load_dataset(o.data, terminal_progress());
   preprocess(ds);
@@ -44,8 +38,8 @@ int run_ppr(const ppr_options& o) {
   const double secs = t.seconds();
   std::vector<std::int64_t> outs(m.outputs.begin(), m.outputs.end());
   std::vector<std::int64_t> idx(m.indices.begin(), m.indices.end());
-  ibmb::write_npz(o.out, {member("indptr", m.indptr), member("indices", idx),
-                          member("data", m.values), member("outputs", outs)});
+  ibmb::write_npz(o.out, {npz_vector("indptr", m.indptr), npz_vector("indices", idx),
+                          npz_vector("data", m.values), npz_vector("outputs", outs)});
   if (o.json) {
     json_object j;
     j.add("seconds", secs)

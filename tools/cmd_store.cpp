@@ -32,12 +32,6 @@ struct info_options {
   bool json = false;
 };
 
-template <class T>
-ibmb::npz_member member(std::string name, const std::vector<T>& v) {
-  return {std::move(name),
-          ibmb::encode_npy(std::span<const T>(v), {static_cast<std::int64_t>(v.size())})};
-}
-
 int run_build(build_options o) {
   namespace fs = std::filesystem;
   const fs::path out(o.out);
@@ -77,8 +71,9 @@ int run_build(build_options o) {
   stopwatch mat_t;
   if (out.extension() == ".npz") {
     // The plan alone (no features): output_ptr, outputs, node_ptr, nodes.
-    ibmb::write_npz(out, {member("output_ptr", plan.output_ptr), member("outputs", plan.outputs),
-                          member("node_ptr", plan.node_ptr), member("nodes", plan.nodes)});
+    ibmb::write_npz(out,
+                    {npz_vector("output_ptr", plan.output_ptr), npz_vector("outputs", plan.outputs),
+                     npz_vector("node_ptr", plan.node_ptr), npz_vector("nodes", plan.nodes)});
   } else {
     ibmb::materialize_options mo;
     mo.norm = norm;

@@ -20,6 +20,7 @@
 #include "ibmb/graph/build.hpp"
 #include "ibmb/graph/dataset.hpp"
 #include "ibmb/graph/io/npy.hpp"
+#include "ibmb/graph/io/npz.hpp"
 
 namespace ibmb::cli {
 
@@ -48,6 +49,13 @@ inline std::vector<std::int64_t> select_outputs(const ibmb::dataset& ds, std::st
       throw ibmb::out_of_range(ibmb::detail::concat(p.string(), ": id ", ids[i], " at position ", i,
                                                     " outside [0, ", ds.num_nodes(), ")"));
   return ids;
+}
+
+/// A 1-D array as an `.npz` member.
+template <class T>
+ibmb::npz_member npz_vector(std::string name, const std::vector<T>& v) {
+  return {std::move(name),
+          ibmb::encode_npy(std::span<const T>(v), {static_cast<std::int64_t>(v.size())})};
 }
 
 /// The reference preprocessing, in place: undirected, no duplicates, one self-loop per node.
