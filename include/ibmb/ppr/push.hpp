@@ -49,6 +49,63 @@ inline void check_push_params(const push_params& p, const char* who) {
                ": unknown push order ", static_cast<int>(p.order));
 }
 
+/// The push loop shared by the single-source and the multi-source push: pops the queue
+/// (LIFO or FIFO) until it is empty, moving each popped node's residual into its estimate
+/// and spreading (1 - alpha) of it over its neighbours; nodes reaching their threshold are
+/// queued, nodes seen for the first time are appended to `touched`. A node without
+/// neighbours keeps all of its mass (res / alpha), as if it had only a self-loop.
+template <class I, class O, class V>
+void drain_push_queue(const O* indptr, const I* indices, push_node_state<V>* st, V alpha,
+                      V one_minus_alpha, push_order order, std::vector<I>& touched,
+                      std::vector<I>& queue, push_counters& c) {
+  using flag_t = typename push_node_state<V>::flag_type;
+  const bool lifo = order == push_order::lifo;
+  std::size_t head = 0;  // FIFO read position
+  while (lifo ? !queue.empty() : head < queue.size()) {
+    I u;
+    if (lifo) {
+      u = queue.back();
+      queue.pop_back();
+    } else {
+      u = queue[head++];
+    }
+    auto& su = st[u];
+    const V res = su.r;
+    su.r = V{0};
+    su.flags = static_cast<flag_t>((su.flags & ~push_queued) | push_settled);
+    ++c.pushes;
+    const O b = indptr[u];
+    const O e = indptr[u + 1];
+    if (b == e) {
+      su.p += res / alpha;  // the geometric series res * sum_k (1 - alpha)^k
+      continue;
+    }
+    su.p += res;
+    const V val = one_minus_alpha * res / static_cast<V>(e - b);
+    c.edges_relaxed += static_cast<std::int64_t>(e - b);
+    for (O k = b; k < e; ++k) {
+      const I v = indices[k];
+      auto& sv = st[v];
+      const V nr = sv.r + val;
+      sv.r = nr;
+      const flag_t f = sv.flags;
+      if (!(f & push_touched)) touched.push_back(v);
+      flag_t nf = static_cast<flag_t>(f | push_touched);
+      if (nr >= sv.thr && !(f & push_queued)) {
+        nf = static_cast<flag_t>(nf | push_queued);
+        queue.push_back(v);
+      }
+      sv.flags = nf;
+    }
+    if (!lifo && head > 4096 && head * 2 > queue.size()) {
+      // keep the FIFO buffer proportional to the live queue
+      queue.erase(queue.begin(), queue.begin() + static_cast<std::ptrdiff_t>(head));
+      head = 0;
+    }
+  }
+  queue.clear();
+}
+
 }  // namespace detail
 
 /// Reusable scratch space of the push for one thread: dense per-node state (16 bytes per node
@@ -143,54 +200,8 @@ class push_workspace {
     s0.flags = static_cast<flag_t>(detail::push_touched | detail::push_queued);
     touched_.push_back(source);
     queue_.push_back(source);
-    std::size_t head = 0;  // FIFO read position
-    const bool lifo = prm.order == push_order::lifo;
-
-    while (lifo ? !queue_.empty() : head < queue_.size()) {
-      I u;
-      if (lifo) {
-        u = queue_.back();
-        queue_.pop_back();
-      } else {
-        u = queue_[head++];
-      }
-      auto& su = st[u];
-      const V res = su.r;
-      su.r = V{0};
-      su.flags = static_cast<flag_t>((su.flags & ~detail::push_queued) | detail::push_settled);
-      ++c.pushes;
-      const O b = indptr[u];
-      const O e = indptr[u + 1];
-      if (b == e) {
-        // No neighbours: the walk cannot leave u, as if u had a self-loop only, so u keeps all
-        // of its mass: the geometric series res * sum_k (1 - alpha)^k = res / alpha.
-        su.p += res / alpha;
-        continue;
-      }
-      su.p += res;
-      const V val = one_minus_alpha * res / static_cast<V>(e - b);
-      c.edges_relaxed += static_cast<std::int64_t>(e - b);
-      for (O k = b; k < e; ++k) {
-        const I v = indices[k];
-        auto& sv = st[v];
-        const V nr = sv.r + val;
-        sv.r = nr;
-        const flag_t f = sv.flags;
-        if (!(f & detail::push_touched)) touched_.push_back(v);
-        flag_t nf = static_cast<flag_t>(f | detail::push_touched);
-        if (nr >= sv.thr && !(f & detail::push_queued)) {
-          nf = static_cast<flag_t>(nf | detail::push_queued);
-          queue_.push_back(v);
-        }
-        sv.flags = nf;
-      }
-      if (!lifo && head > 4096 && head * 2 > queue_.size()) {
-        // keep the FIFO buffer proportional to the live queue
-        queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(head));
-        head = 0;
-      }
-    }
-    queue_.clear();
+    detail::drain_push_queue(indptr, indices, st, alpha, one_minus_alpha, prm.order, touched_,
+                             queue_, c);
     return c;
   }
 

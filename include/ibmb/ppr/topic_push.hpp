@@ -123,50 +123,7 @@ class topic_push_workspace {
         queue_.push_back(v);
       }
     }
-    const bool lifo = order == push_order::lifo;
-    std::size_t head = 0;
-    while (lifo ? !queue_.empty() : head < queue_.size()) {
-      I u;
-      if (lifo) {
-        u = queue_.back();
-        queue_.pop_back();
-      } else {
-        u = queue_[head++];
-      }
-      auto& su = st[u];
-      const V res = su.r;
-      su.r = V{0};
-      su.flags = static_cast<flag_t>((su.flags & ~push_queued) | push_settled);
-      ++c.pushes;
-      const O b = indptr[u];
-      const O e = indptr[u + 1];
-      if (b == e) {
-        su.p += res / alpha;  // no edges: the walk stays at u, geometric series res / alpha
-        continue;
-      }
-      su.p += res;
-      const V val = one_minus_alpha * res / static_cast<V>(e - b);
-      c.edges_relaxed += static_cast<std::int64_t>(e - b);
-      for (O k = b; k < e; ++k) {
-        const I v = indices[k];
-        auto& sv = st[v];
-        const V nr = sv.r + val;
-        sv.r = nr;
-        const flag_t f = sv.flags;
-        if (!(f & push_touched)) touched_.push_back(v);
-        flag_t nf = static_cast<flag_t>(f | push_touched);
-        if (nr >= sv.thr && !(f & push_queued)) {
-          nf = static_cast<flag_t>(nf | push_queued);
-          queue_.push_back(v);
-        }
-        sv.flags = nf;
-      }
-      if (!lifo && head > 4096 && head * 2 > queue_.size()) {
-        queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(head));
-        head = 0;
-      }
-    }
-    queue_.clear();
+    drain_push_queue(indptr, indices, st, alpha, one_minus_alpha, order, touched_, queue_, c);
     return c;
   }
 
