@@ -3,6 +3,7 @@
 #pragma once
 
 #include <Eigen/SparseCore>
+#include <algorithm>
 #include <concepts>
 #include <cstdint>
 #include <span>
@@ -98,17 +99,34 @@ struct csr_view {
            " but there are ", indices.size(), " indices");
     if (!weights.empty() && weights.size() != nnz)
       fail("csr: ", weights.size(), " weights for ", nnz, " entries");
-    for (std::size_t r = 0; r < static_cast<std::size_t>(num_rows); ++r) {
+    // Column checks in parallel (this pass reads every entry; graphs have millions), then
+    // the first offending row again, serially, for the message.
+    auto row_ok = [&](std::size_t r) {
       const auto b = static_cast<std::size_t>(indptr[r]);
       const auto e = static_cast<std::size_t>(indptr[r + 1]);
       for (std::size_t p = b; p < e; ++p) {
         const I c = indices[p];
-        if (c < 0 || c >= num_cols)
-          fail("csr: row ", r, ", position ", p, ": column ", c, " outside [0, ", num_cols, ")");
-        if (require_sorted && p > b && indices[p - 1] >= c)
-          fail("csr: row ", r, ", position ", p, ": column ", c,
-               " not greater than the previous column ", indices[p - 1]);
+        if (c < 0 || c >= num_cols || (require_sorted && p > b && indices[p - 1] >= c))
+          return false;
       }
+      return true;
+    };
+    const auto rows = static_cast<std::int64_t>(num_rows);
+    std::int64_t bad = rows;
+#pragma omp parallel for schedule(static) reduction(min : bad)
+    for (std::int64_t r = 0; r < rows; ++r)
+      if (!row_ok(static_cast<std::size_t>(r))) bad = std::min(bad, r);
+    if (bad == rows) return;
+    const auto r = static_cast<std::size_t>(bad);
+    const auto b = static_cast<std::size_t>(indptr[r]);
+    const auto e = static_cast<std::size_t>(indptr[r + 1]);
+    for (std::size_t p = b; p < e; ++p) {
+      const I c = indices[p];
+      if (c < 0 || c >= num_cols)
+        fail("csr: row ", r, ", position ", p, ": column ", c, " outside [0, ", num_cols, ")");
+      if (require_sorted && p > b && indices[p - 1] >= c)
+        fail("csr: row ", r, ", position ", p, ": column ", c,
+             " not greater than the previous column ", indices[p - 1]);
     }
   }
 
