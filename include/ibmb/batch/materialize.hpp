@@ -26,6 +26,7 @@
 #include "ibmb/graph/build.hpp"
 #include "ibmb/graph/dataset.hpp"
 #include "ibmb/graph/normalize.hpp"
+#include "ibmb/graph/subgraph.hpp"
 
 namespace ibmb {
 
@@ -54,12 +55,6 @@ void outputs_first_order(std::span<const I> outs, std::span<const I> nodes, std:
   }
 }
 
-struct local_entry {
-  std::int64_t col;
-  std::int64_t pos;  // position in the global row: ties of repeated entries keep input order
-  float w;
-};
-
 template <class I, class O>
 batch_store materialize_impl(const basic_dataset<I, O>& ds, const batch_plan<I>& plan,
                              const materialize_options& opt) {
@@ -86,36 +81,30 @@ batch_store materialize_impl(const basic_dataset<I, O>& ds, const batch_plan<I>&
                         plan.batch_nodes(static_cast<std::size_t>(b)),
                         ids.data() + plan.node_ptr[static_cast<std::size_t>(b)]);
 
-  // Pass 1: entries per local row. One global->local map, reset after every batch; rows of a
-  // batch are processed in parallel (good balance for few large and many small batches).
-  std::vector<std::int32_t> map(static_cast<std::size_t>(N), -1);
-  std::vector<std::int64_t> row_cnt(static_cast<std::size_t>(NT));
+  // Local CSRs, batch after batch (rows of a batch in parallel), into growing buffers: the
+  // edge counts fix the image layout, so the CSR sections are copied in once it exists.
+  subgraph_extractor<I, O, float> ex(g);
   std::vector<std::int64_t> edge_ptr(static_cast<std::size_t>(B) + 1, 0);
-  auto set_map = [&](std::int64_t n0, std::int64_t nn, bool on) {
-#pragma omp parallel for schedule(static)
-    for (std::int64_t i = 0; i < nn; ++i)
-      map[static_cast<std::size_t>(ids[static_cast<std::size_t>(n0 + i)])] =
-          on ? static_cast<std::int32_t>(i) : -1;
-  };
+  std::vector<std::int64_t> loc_ptr(static_cast<std::size_t>(NT + B));
+  std::vector<std::int64_t> loc_idx;
+  std::vector<float> loc_w;
   for (std::int64_t b = 0; b < B; ++b) {
     const std::int64_t n0 = plan.node_ptr[static_cast<std::size_t>(b)];
     const std::int64_t nn = plan.node_ptr[static_cast<std::size_t>(b) + 1] - n0;
     if (nn > std::numeric_limits<std::int32_t>::max())
       throw out_of_range(
           concat("materialize: batch ", b, " has ", nn, " nodes; at most 2^31 - 1 are supported"));
-    set_map(n0, nn, true);
-    std::int64_t total = 0;
-#pragma omp parallel for schedule(dynamic, 256) reduction(+ : total)
-    for (std::int64_t i = 0; i < nn; ++i) {
-      std::int64_t c = 0;
-      for (I v : g.neighbors(static_cast<I>(ids[static_cast<std::size_t>(n0 + i)])))
-        c += map[static_cast<std::size_t>(v)] >= 0;
-      row_cnt[static_cast<std::size_t>(n0 + i)] = c;
-      total += c;
-    }
-    edge_ptr[static_cast<std::size_t>(b) + 1] = edge_ptr[static_cast<std::size_t>(b)] + total;
-    set_map(n0, nn, false);
-    report(opt.progress, "extract", b + 1, 2 * B);
+    const auto m = ex.scan(std::span<const std::int64_t>(ids).subspan(
+        static_cast<std::size_t>(n0), static_cast<std::size_t>(nn)));
+    const auto e0 = static_cast<std::size_t>(edge_ptr[static_cast<std::size_t>(b)]);
+    edge_ptr[static_cast<std::size_t>(b) + 1] = static_cast<std::int64_t>(e0) + m;
+    loc_idx.resize(e0 + static_cast<std::size_t>(m));
+    loc_w.resize(e0 + static_cast<std::size_t>(m));
+    ex.write(std::span<std::int64_t>(loc_ptr).subspan(static_cast<std::size_t>(n0 + b),
+                                                      static_cast<std::size_t>(nn) + 1),
+             std::span<std::int64_t>(loc_idx).subspan(e0), std::span<float>(loc_w).subspan(e0),
+             std::span<const float>(gw));
+    report(opt.progress, "extract", b + 1, B);
   }
   const std::int64_t ET = edge_ptr[static_cast<std::size_t>(B)];
 
@@ -169,46 +158,13 @@ batch_store materialize_impl(const basic_dataset<I, O>& ds, const batch_plan<I>&
                 plan.output_ptr[static_cast<std::size_t>(b)];
   if (NT > 0) std::memcpy(s_ids, ids.data(), static_cast<std::size_t>(bytes[3]));
 
-  // Pass 2: local CSRs, columns sorted by local id.
-  for (std::int64_t b = 0; b < B; ++b) {
-    const std::int64_t n0 = plan.node_ptr[static_cast<std::size_t>(b)];
-    const std::int64_t nn = plan.node_ptr[static_cast<std::size_t>(b) + 1] - n0;
-    std::int64_t* ip = s_indptr + n0 + b;
-    ip[0] = 0;
-    for (std::int64_t i = 0; i < nn; ++i)
-      ip[i + 1] = ip[i] + row_cnt[static_cast<std::size_t>(n0 + i)];
-    const std::int64_t e0 = edge_ptr[static_cast<std::size_t>(b)];
-    set_map(n0, nn, true);
-#pragma omp parallel
-    {
-      std::vector<local_entry> row;
-#pragma omp for schedule(dynamic, 256)
-      for (std::int64_t i = 0; i < nn; ++i) {
-        const auto u = static_cast<I>(ids[static_cast<std::size_t>(n0 + i)]);
-        const auto rb = static_cast<std::size_t>(g.indptr[static_cast<std::size_t>(u)]);
-        const auto nb = g.neighbors(u);
-        row.clear();
-        for (std::size_t k = 0; k < nb.size(); ++k) {
-          const std::int32_t l = map[static_cast<std::size_t>(nb[k])];
-          if (l >= 0) row.push_back({l, static_cast<std::int64_t>(k), gw[rb + k]});
-        }
-        bool sorted = true;
-        for (std::size_t k = 1; k < row.size() && sorted; ++k) sorted = row[k - 1].col < row[k].col;
-        if (!sorted)
-          std::sort(row.begin(), row.end(), [](const local_entry& x, const local_entry& y) {
-            return x.col != y.col ? x.col < y.col : x.pos < y.pos;
-          });
-        std::int64_t* oi = s_idx + e0 + ip[i];
-        float* ow = s_w + e0 + ip[i];
-        for (std::size_t k = 0; k < row.size(); ++k) {
-          oi[k] = row[k].col;
-          ow[k] = row[k].w;
-        }
-      }
-    }
-    set_map(n0, nn, false);
-    report(opt.progress, "extract", B + b + 1, 2 * B);
+  if (NT + B > 0) std::memcpy(s_indptr, loc_ptr.data(), static_cast<std::size_t>(bytes[4]));
+  if (ET > 0) {
+    std::memcpy(s_idx, loc_idx.data(), static_cast<std::size_t>(bytes[5]));
+    std::memcpy(s_w, loc_w.data(), static_cast<std::size_t>(bytes[6]));
   }
+  loc_idx = {};
+  loc_w = {};
 
   // Labels and features, parallel over all stored nodes.
   const auto row_bytes = static_cast<std::size_t>(F) * dtype_size(dt);
