@@ -6,6 +6,7 @@
 
 #include "cli_util.hpp"
 #include "commands.hpp"
+#include "device.hpp"
 #include "ibmb/graph/io/load.hpp"
 #include "ibmb/graph/io/npy.hpp"
 #include "ibmb/graph/io/npz.hpp"
@@ -16,7 +17,7 @@ namespace ibmb::cli {
 namespace {
 
 struct ppr_options {
-  std::string data, outputs = "train", out;
+  std::string data, outputs = "train", out, device = "cpu";
   double alpha = 0.25, eps = 2e-4;
   std::int64_t topk = 16;
   int threads = 0;
@@ -24,6 +25,8 @@ struct ppr_options {
 };
 
 int run_ppr(const ppr_options& o) {
+  const bool cuda = o.device == "cuda";
+  if (cuda) require_cuda_device();  // fail before loading anything
   auto ds = ibmb::load_dataset(o.data, terminal_progress());
   preprocess(ds);
   const auto outputs = select_outputs(ds, o.outputs);
@@ -33,8 +36,10 @@ int run_ppr(const ppr_options& o) {
   p.topk = o.topk;
   p.threads = o.threads;
   stopwatch t;  // PPR + top-k only: loading and writing are outside
+  device_report dev;
   const auto m =
-      ibmb::nodewise_ppr<float>(ds.graph.view(), std::span<const std::int64_t>(outputs), p);
+      cuda ? cuda_nodewise_ppr(ds.graph.view(), std::span<const std::int64_t>(outputs), p, &dev)
+           : ibmb::nodewise_ppr<float>(ds.graph.view(), std::span<const std::int64_t>(outputs), p);
   const double secs = t.seconds();
   std::vector<std::int64_t> outs(m.outputs.begin(), m.outputs.end());
   std::vector<std::int64_t> idx(m.indices.begin(), m.indices.end());
@@ -51,6 +56,11 @@ int run_ppr(const ppr_options& o) {
         .add("threads", ibmb::max_threads())
         .add("peak_rss_bytes", peak_rss_bytes())
         .add("out", o.out);
+    if (cuda)
+      j.add("device", "cuda")
+          .add("device_name", dev.name)
+          .add("push_rounds", dev.push_rounds)
+          .add("push_overflowed", dev.push_overflowed);
     std::printf("%s\n", j.str().c_str());
   } else {
     std::printf("top-%lld PPR of %zu outputs in %.3f s (%lld edges relaxed), %lld entries -> %s\n",
@@ -81,6 +91,9 @@ void add_ppr_commands(CLI::App& app, command_list& cmds) {
       ->capture_default_str();
   c->add_option("--threads", o->threads, "OpenMP threads")->check(CLI::NonNegativeNumber);
   c->add_option("--out", o->out, "Output .npz (indptr, indices, data, outputs)")->required();
+  c->add_option("--device", o->device, "Where the push runs: cpu or cuda (needs a CUDA build)")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->capture_default_str();
   c->add_flag("--json", o->json, "Print one JSON object");
   cmds.push_back({c, [o] {
                     if (o->alpha <= 0) throw ibmb::invalid_argument("--alpha must be > 0");

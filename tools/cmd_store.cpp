@@ -8,6 +8,7 @@
 
 #include "cli_util.hpp"
 #include "commands.hpp"
+#include "device.hpp"
 #include "gcn/train.hpp"
 #include "ibmb/batch/schedule.hpp"
 #include "ibmb/batch/store.hpp"
@@ -21,7 +22,7 @@ namespace ibmb::cli {
 namespace {
 
 struct build_options {
-  std::string data, split = "train", out, norm = "row", features = "float32";
+  std::string data, split = "train", out, norm = "row", features = "float32", device = "cpu";
   plan_options plan;
   std::int64_t split_seed = 0;
   bool json = false, force = false;
@@ -40,6 +41,13 @@ int run_build(build_options o) {
   if (!is_known_method(o.plan.method))
     throw ibmb::invalid_argument("--method '" + o.plan.method +
                                  "': expected nodewise, batchwise, cluster, random or khop");
+  const bool cuda = o.device == "cuda";
+  if (cuda) {
+    if (o.plan.method != "nodewise" && o.plan.method != "batchwise")
+      throw ibmb::invalid_argument("--device cuda: --method " + o.plan.method +
+                                   " runs on the CPU only (the GPU builds nodewise and batchwise)");
+    require_cuda_device();  // fail before loading anything
+  }
   const auto norm = ibmb::parse_normalization(o.norm);
   const bool ids_only = o.features == "none";
   const auto dtype =
@@ -57,7 +65,9 @@ int run_build(build_options o) {
   const auto outputs = select_outputs(ds, o.split);
   o.plan.progress = terminal_progress();
   plan_timing timing;
-  const auto plan = make_plan(ds, outputs, o.plan, &timing);
+  device_report dev;
+  const auto plan = cuda ? cuda_make_plan(ds, outputs, o.plan, &timing, &dev)
+                         : make_plan(ds, outputs, o.plan, &timing);
 
   json_object j;
   j.add("method", o.plan.method)
@@ -68,6 +78,11 @@ int run_build(build_options o) {
       .add("partition_seconds", timing.partition_seconds)
       .add("ppr_seconds", timing.ppr_seconds)
       .add("load_seconds", load_seconds);
+  if (cuda) {
+    j.add("device", "cuda").add("device_name", dev.name);
+    if (o.plan.method == "nodewise")
+      j.add("push_rounds", dev.push_rounds).add("push_overflowed", dev.push_overflowed);
+  }
   stopwatch mat_t;
   if (out.extension() == ".npz") {
     // The plan alone (no features): output_ptr, outputs, node_ptr, nodes.
@@ -274,18 +289,31 @@ void add_store_commands(CLI::App& app, command_list& cmds) {
       ->check(CLI::IsMember({"float32", "float16", "bfloat16", "none"}))
       ->capture_default_str();
   c->add_option("--out", b->out, "Output store (.ibmb), or .npz for the plan alone")->required();
+  auto* push_eps = c->get_option("--push-eps");
+  c->add_option("--device", b->device,
+                "Where the PPR runs: cpu or cuda (nodewise: GPU push; batchwise: GPU power "
+                "iteration + top-k; needs a CUDA build)")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->capture_default_str();
   c->add_flag("--force", b->force, "Overwrite an existing output");
   c->add_flag("--json", b->json, "Print one JSON object");
-  cmds.push_back({c, [b, it, solver] {
-                    if (b->plan.alpha <= 0) throw ibmb::invalid_argument("--alpha must be > 0");
-                    // --iterations / --tol are power-iteration settings: they select it.
-                    if (solver->count() == 0 && (it->count() > 0 || b->plan.tol > 0))
-                      b->plan.solver = "power";
-                    if (b->plan.solver == "push" && (it->count() > 0 || b->plan.tol > 0))
-                      throw ibmb::invalid_argument(
-                          "--iterations / --tol apply to --solver power, not push");
-                    return run_build(*b);
-                  }});
+  cmds.push_back(
+      {c, [b, it, solver, push_eps] {
+         if (b->plan.alpha <= 0) throw ibmb::invalid_argument("--alpha must be > 0");
+         // The GPU computes batch-wise scores by the power iteration only.
+         if (b->device == "cuda" && b->plan.method == "batchwise") {
+           if ((solver->count() > 0 && b->plan.solver == "push") || push_eps->count() > 0)
+             throw ibmb::invalid_argument(
+                 "--device cuda: batchwise scores use the power iteration (cuSPARSE "
+                 "SpMM); --solver push / --push-eps are CPU-only");
+           b->plan.solver = "power";
+         }
+         // --iterations / --tol are power-iteration settings: they select it.
+         if (solver->count() == 0 && (it->count() > 0 || b->plan.tol > 0)) b->plan.solver = "power";
+         if (b->plan.solver == "push" && (it->count() > 0 || b->plan.tol > 0))
+           throw ibmb::invalid_argument("--iterations / --tol apply to --solver power, not push");
+         return run_build(*b);
+       }});
 
   auto i = std::make_shared<info_options>();
   auto* ci =
