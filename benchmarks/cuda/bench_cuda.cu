@@ -8,11 +8,18 @@
 //                            one read of the block at the roofline (target <= 2).
 //   BM_cuda_extract          extract_batches for a plan of random outputs + one-hop nodes;
 //                            counter: local edges/s.
+//   BM_cuda_push             cuda::nodewise_ppr (top-16, eps 2e-4) of random outputs, timed
+//                            with CUDA events around the whole call (push, top-k, copies and
+//                            host assembly); counters: outputs/s, and in the same run the CPU
+//                            nodewise_ppr on all cores (cpu_outputs/s, timed once per size with
+//                            a steady clock) and speedup = GPU / CPU (target >= 5).
 // Sizes: Args({nodes in thousands, B}); the 2.4M-node graph is the {2400, 32} instance.
+// BM_cuda_push: Args({nodes in thousands, outputs in thousands}).
 // Without a device every benchmark reports an error and skips.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <map>
@@ -24,10 +31,12 @@
 #include "ibmb/batch/plan.hpp"
 #include "ibmb/cuda/csr.cuh"
 #include "ibmb/cuda/extract.cuh"
+#include "ibmb/cuda/push.cuh"
 #include "ibmb/cuda/topic.cuh"
 #include "ibmb/cuda/topk.cuh"
 #include "ibmb/graph/build.hpp"
 #include "ibmb/graph/generate.hpp"
+#include "ibmb/ppr/push.hpp"
 
 namespace {
 
@@ -183,6 +192,62 @@ void BM_cuda_extract(benchmark::State& state) {
       benchmark::Counter(static_cast<double>(edges), benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_cuda_extract)->Arg(100)->Arg(2400)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+void BM_cuda_push(benchmark::State& state) {
+  if (!have_device(state)) return;
+  const auto& ds = generated(state.range(0) * 1000);
+  const auto gv = ds.graph.view();
+  const std::int64_t count = std::min<std::int64_t>(state.range(1) * 1000, ds.num_nodes());
+  std::vector<std::int64_t> outs(static_cast<std::size_t>(count));
+  std::mt19937_64 rng(5);
+  std::uniform_int_distribution<std::int64_t> pick(0, ds.num_nodes() - 1);
+  for (auto& v : outs) v = pick(rng);
+  ibmb::ppr_params p;
+  p.topk = 16;
+  // The CPU path on all cores, once per size (it does not change between iterations).
+  static std::map<std::pair<std::int64_t, std::int64_t>, double> cpu_seconds;
+  auto& cpu_s = cpu_seconds[{state.range(0), state.range(1)}];
+  std::int64_t cpu_nnz = 0;
+  if (cpu_s == 0) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto m = ibmb::nodewise_ppr<float>(gv, std::span<const std::int64_t>(outs), p);
+    cpu_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    cpu_nnz = m.nnz();
+  }
+  ibmb::cuda::resources res;
+  ibmb::cuda::device_csr<std::int64_t, std::int64_t, float> g(gv, res);
+  event_timer t;
+  ibmb::cuda::push_device_stats st;
+  std::int64_t nnz = 0, edges = 0;
+  for (auto _ : state) {
+    t.start(res.stream());
+    const auto m =
+        ibmb::cuda::nodewise_ppr(res, g.view(), std::span<const std::int64_t>(outs), p, {}, &st);
+    state.SetIterationTime(t.stop(res.stream()));
+    nnz = m.nnz();
+    edges = m.counters.edges_relaxed;
+  }
+  const double cpu_rate = static_cast<double>(count) / cpu_s;
+  state.counters["outputs/s"] =
+      benchmark::Counter(static_cast<double>(count), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["edges_relaxed/s"] =
+      benchmark::Counter(static_cast<double>(edges), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["cpu_outputs/s"] = cpu_rate;
+  state.counters["cpu_threads"] = ibmb::max_threads();
+  state.counters["rounds"] = static_cast<double>(st.rounds);
+  state.counters["overflowed"] = static_cast<double>(st.overflowed);
+  state.counters["nnz"] = static_cast<double>(nnz);
+  if (cpu_nnz > 0) state.counters["cpu_nnz"] = static_cast<double>(cpu_nnz);
+  // speedup = (GPU outputs/s) / (CPU outputs/s), from the mean GPU iteration time.
+  state.counters["speedup"] = benchmark::Counter(static_cast<double>(count) / cpu_rate,
+                                                 benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_cuda_push)
+    ->Args({100, 20})
+    ->Args({1000, 100})
+    ->Args({2400, 100})
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 
