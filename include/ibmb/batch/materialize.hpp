@@ -69,7 +69,9 @@ batch_store materialize_impl(const basic_dataset<I, O>& ds, const batch_plan<I>&
   csr_graph<I, O, float> looped;
   if (opt.add_self_loops) looped = add_self_loops(g0);
   const csr_view<I, O, float> g = opt.add_self_loops ? looped.view() : g0;
-  const std::vector<float> gw = normalized_weights(g, opt.norm);
+  // Per-node factors only: the weight of a kept entry is computed when it is written, exactly
+  // as normalized_weights would (no pass over, nor copy of, the whole graph's entries).
+  const std::vector<double> scales = normalization_scales(g, opt.norm);
   report(opt.progress, "normalize", 1, 1);
 
   // Outputs-first order of every batch (node_ids section content), built first because both
@@ -100,10 +102,15 @@ batch_store materialize_impl(const basic_dataset<I, O>& ds, const batch_plan<I>&
     edge_ptr[static_cast<std::size_t>(b) + 1] = static_cast<std::int64_t>(e0) + m;
     loc_idx.resize(e0 + static_cast<std::size_t>(m));
     loc_w.resize(e0 + static_cast<std::size_t>(m));
-    ex.write(std::span<std::int64_t>(loc_ptr).subspan(static_cast<std::size_t>(n0 + b),
-                                                      static_cast<std::size_t>(nn) + 1),
-             std::span<std::int64_t>(loc_idx).subspan(e0), std::span<float>(loc_w).subspan(e0),
-             std::span<const float>(gw));
+    ex.write_with(
+        std::span<std::int64_t>(loc_ptr).subspan(static_cast<std::size_t>(n0 + b),
+                                                 static_cast<std::size_t>(nn) + 1),
+        std::span<std::int64_t>(loc_idx).subspan(e0), std::span<float>(loc_w).subspan(e0),
+        [&](std::int64_t e, std::int64_t u, std::int64_t v) {
+          const double a =
+              g.has_weights() ? static_cast<double>(g.weights[static_cast<std::size_t>(e)]) : 1.0;
+          return normalized_value<float>(a, opt.norm, scales, u, v);
+        });
     report(opt.progress, "extract", b + 1, B);
   }
   const std::int64_t ET = edge_ptr[static_cast<std::size_t>(B)];

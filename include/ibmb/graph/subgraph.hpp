@@ -169,6 +169,22 @@ class subgraph_extractor {
   template <class LI, class LW, class V = float>
   void write(std::span<LI> indptr, std::span<LI> indices, std::span<LW> weights,
              std::span<const V> values = {}) {
+    IBMB_EXPECTS(values.empty() || values.size() == g_.indices.size(),
+                 "subgraph_extractor: ", values.size(), " values for ", g_.indices.size(),
+                 " graph entries");
+    write_with(indptr, indices, weights, [&](std::int64_t e, std::int64_t, std::int64_t) -> LW {
+      if (!values.empty()) return static_cast<LW>(values[static_cast<std::size_t>(e)]);
+      if (g_.has_weights()) return static_cast<LW>(g_.weights[static_cast<std::size_t>(e)]);
+      return LW(1);
+    });
+  }
+
+  /// As `write`, with each weight computed as `value(e, u, v)` for the global entry e from
+  /// row u to column v (global ids), e.g. a normalization applied on the fly. `value` is
+  /// called concurrently from several threads.
+  template <class LI, class LW, class ValueFn>
+  void write_with(std::span<LI> indptr, std::span<LI> indices, std::span<LW> weights,
+                  ValueFn value) {
     const auto n = static_cast<std::int64_t>(nodes_.size());
     IBMB_EXPECTS(static_cast<std::int64_t>(indptr.size()) == n + 1,
                  "subgraph_extractor: indptr has ", indptr.size(), " entries for ", n, " rows");
@@ -178,20 +194,12 @@ class subgraph_extractor {
     IBMB_EXPECTS(weights.empty() || static_cast<std::int64_t>(weights.size()) == total_,
                  "subgraph_extractor: weights has ", weights.size(), " slots for ", total_,
                  " entries");
-    IBMB_EXPECTS(values.empty() || values.size() == g_.indices.size(),
-                 "subgraph_extractor: ", values.size(), " values for ", g_.indices.size(),
-                 " graph entries");
     indptr[0] = 0;
     for (std::int64_t i = 0; i < n; ++i)
       indptr[static_cast<std::size_t>(i) + 1] =
           static_cast<LI>(static_cast<std::int64_t>(indptr[static_cast<std::size_t>(i)]) +
                           count_[static_cast<std::size_t>(i)]);
     const bool want_w = !weights.empty();
-    auto value = [&](std::int64_t e) -> LW {
-      if (!values.empty()) return static_cast<LW>(values[static_cast<std::size_t>(e)]);
-      if (g_.has_weights()) return static_cast<LW>(g_.weights[static_cast<std::size_t>(e)]);
-      return LW(1);
-    };
     const auto split = static_cast<std::int32_t>(split_);
     const bool two_runs = two_runs_;
 #pragma omp parallel
@@ -205,12 +213,13 @@ class subgraph_extractor {
         const std::int64_t* sp = tpos_[t].data() + at_[ui];
         const std::int64_t m = count_[ui];
         const auto at = static_cast<std::size_t>(indptr[ui]);
+        const std::int64_t u = nodes_[ui];
         LI* oi = indices.data() + at;
         LW* ow = want_w ? weights.data() + at : nullptr;
         std::int64_t k = 0;
-        auto put = [&](std::int32_t c, std::int64_t e) {
-          oi[k] = static_cast<LI>(c);
-          if (want_w) ow[k] = value(e);
+        auto put = [&](std::int32_t l, std::int64_t j) {  // local column l, kept entry j
+          oi[k] = static_cast<LI>(l);
+          if (want_w) ow[k] = value(sp[j], u, static_cast<std::int64_t>(sc[j]));
           ++k;
         };
         auto local = [&](std::int64_t j) { return map_[static_cast<std::size_t>(sc[j])]; };
@@ -220,19 +229,19 @@ class subgraph_extractor {
           for (std::int64_t j = 0; j < m; ++j) {
             const auto l = local(j);
             if (l < split)
-              put(l, sp[j]);
+              put(l, j);
             else if (second < 0)
               second = j;
           }
           if (second >= 0)
             for (std::int64_t j = second; j < m; ++j)
-              if (const auto l = local(j); l >= split) put(l, sp[j]);
+              if (const auto l = local(j); l >= split) put(l, j);
         } else {
           tmp.clear();
-          for (std::int64_t j = 0; j < m; ++j) tmp.emplace_back(local(j), sp[j]);
+          for (std::int64_t j = 0; j < m; ++j) tmp.emplace_back(local(j), j);
           std::stable_sort(tmp.begin(), tmp.end(),
                            [](const auto& x, const auto& y) { return x.first < y.first; });
-          for (const auto& [c, e] : tmp) put(c, e);
+          for (const auto& [l, j] : tmp) put(l, j);
         }
       }
     }
