@@ -6,7 +6,7 @@
 //       (the preprocessed graph and the benchmark's outputs) for benchmarks/peers/ and exits.
 //   IBMB_BENCH_RUN=DIR IBMB_BENCH_NODES=N IBMB_EPS=E IBMB_TOPK=K IBMB_THREADS=T bench_push
 //       runs nodewise_ppr once on the same graph/outputs, prints JSON timings and writes
-//       DIR/ours_{indptr,indices}.npy (used by benchmarks/peers/run_pprgo.sh).
+//       DIR/ours_{indptr,indices,data}.npy (used by benchmarks/peers/run_pprgo.sh).
 //
 // Counters: outputs/s, edges/s (edge relaxations per second), peak_rss (getrusage, process-wide
 // high-water mark so far), graph/result/workspace bytes.
@@ -241,18 +241,39 @@ int main(int argc, char** argv) {
     p.topk = std::atoll(env("IBMB_TOPK", "16").c_str());
     p.threads = std::atoi(env("IBMB_THREADS", "1").c_str());
     p.include_output = false;
-    const auto t0 = std::chrono::steady_clock::now();
-    const auto m = ibmb::nodewise_ppr(bg.g.view(), outs, p);
-    const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const std::filesystem::path d(dir);
-    ibmb::write_npy<std::int64_t>(d / "ours_indptr.npy", m.indptr,
-                                  {static_cast<std::int64_t>(m.indptr.size())});
-    ibmb::write_npy<std::int64_t>(d / "ours_indices.npy", m.indices,
-                                  {static_cast<std::int64_t>(m.indices.size())});
-    std::cout << "{\"seconds\": " << sec << ", \"outputs\": " << outs.size()
-              << ", \"edges_relaxed\": " << m.counters.edges_relaxed
-              << ", \"pushes\": " << m.counters.pushes
-              << ", \"peak_rss_bytes\": " << static_cast<std::int64_t>(peak_rss_bytes()) << "}\n";
+    // IBMB_INDEX_BITS=32: the same graph with int32 column ids (int64 offsets), the width
+    // PPRGo's scipy CSR uses; half the bytes per neighbour-list read.
+    const bool narrow = env("IBMB_INDEX_BITS", "64") == "32";
+    auto run = [&](auto view, const auto& o) {
+      using I = typename std::decay_t<decltype(o)>::value_type;
+      const auto t0 = std::chrono::steady_clock::now();
+      const auto m = ibmb::nodewise_ppr(view, std::span<const I>(o), p);
+      const double sec =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      const std::filesystem::path d(dir);
+      std::vector<std::int64_t> idx(m.indices.begin(), m.indices.end());
+      ibmb::write_npy<std::int64_t>(d / "ours_indptr.npy", m.indptr,
+                                    {static_cast<std::int64_t>(m.indptr.size())});
+      ibmb::write_npy<std::int64_t>(d / "ours_indices.npy", idx,
+                                    {static_cast<std::int64_t>(idx.size())});
+      ibmb::write_npy<float>(d / "ours_data.npy", m.values,
+                             {static_cast<std::int64_t>(m.values.size())});
+      std::cout << "{\"seconds\": " << sec << ", \"outputs\": " << o.size()
+                << ", \"index_bits\": " << 8 * sizeof(I)
+                << ", \"edges_relaxed\": " << m.counters.edges_relaxed
+                << ", \"pushes\": " << m.counters.pushes
+                << ", \"peak_rss_bytes\": " << static_cast<std::int64_t>(peak_rss_bytes()) << "}\n";
+    };
+    if (narrow) {
+      ibmb::csr_graph<std::int32_t, std::int64_t, float> g32;
+      g32.num_rows = g32.num_cols = static_cast<std::int32_t>(bg.g.num_rows);
+      g32.indptr = bg.g.indptr;
+      g32.indices.assign(bg.g.indices.begin(), bg.g.indices.end());
+      std::vector<std::int32_t> o32(outs.begin(), outs.end());
+      run(g32.view(), o32);
+    } else {
+      run(bg.g.view(), outs);
+    }
     return 0;
   }
   benchmark::Initialize(&argc, argv);

@@ -21,7 +21,9 @@ def main():
     ap.add_argument("--eps", type=float, default=2e-4)
     ap.add_argument("--topk", type=int, default=16)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--ours-json", default=None)
+    ap.add_argument("--ours-json", action="append", default=[],
+                    help="our timing JSON; repeat for several runs (the rows written last are"
+                         " compared)")
     a = ap.parse_args()
 
     sys.path.insert(0, a.peer_dir)
@@ -40,24 +42,44 @@ def main():
     # JIT warm-up on a few outputs (compilation is not counted).
     pprgo.calc_ppr_topk_parallel(indptr, indices, deg, alpha, eps, outputs[:4], a.topk)
     t0 = time.perf_counter()
-    js, _ = pprgo.calc_ppr_topk_parallel(indptr, indices, deg, alpha, eps, outputs, a.topk)
+    js, vals = pprgo.calc_ppr_topk_parallel(indptr, indices, deg, alpha, eps, outputs, a.topk)
     peer_s = time.perf_counter() - t0
 
     res = {"peer_seconds": peer_s, "outputs": int(len(outputs)), "threads": a.threads,
            "alpha": a.alpha, "eps": a.eps, "topk": a.topk}
     if a.ours_json:
-        ours = json.load(open(a.ours_json))
+        runs = [json.load(open(f)) for f in a.ours_json]
         optr = np.load(f"{d}/ours_indptr.npy")
         oidx = np.load(f"{d}/ours_indices.npy")
-        agree = total = 0
+        oval = np.load(f"{d}/ours_data.npy")
+        # Plain: |ours & theirs| / max(|ours|, |theirs|). Tie-aware: an entry in one list but
+        # not the other also counts as agreeing when its score is within `rel` of the k-th
+        # score of the other list (exact or float-rounding ties at the k-th place, which the
+        # two codes break differently: we by node id, PPRGo by argsort order).
+        rel = 1e-4
+        agree = ties = total = 0
         for i in range(len(outputs)):
-            mine = set(oidx[optr[i]:optr[i + 1]].tolist())
-            theirs = set(np.asarray(js[i]).tolist())
-            agree += len(mine & theirs)
+            mine = dict(zip(oidx[optr[i]:optr[i + 1]].tolist(),
+                            oval[optr[i]:optr[i + 1]].tolist()))
+            theirs = dict(zip(np.asarray(js[i]).tolist(), np.asarray(vals[i]).tolist()))
+            common = mine.keys() & theirs.keys()
+            agree += len(common)
             total += max(len(mine), len(theirs))
-        res.update({"ours_seconds": ours["seconds"], "speedup": peer_s / ours["seconds"],
-                    "topk_agreement": agree / max(total, 1),
-                    "ours_edges_relaxed": ours["edges_relaxed"]})
+            if len(mine) == len(theirs) == a.topk:
+                kth_theirs = min(theirs.values())
+                kth_mine = min(mine.values())
+                only_mine = [v for n, v in mine.items() if n not in theirs]
+                only_theirs = [v for n, v in theirs.items() if n not in mine]
+                tied_mine = sum(abs(v - kth_theirs) <= rel * kth_theirs for v in only_mine)
+                tied_theirs = sum(abs(v - kth_mine) <= rel * kth_mine for v in only_theirs)
+                ties += min(tied_mine, tied_theirs)
+        for r in runs:
+            tag = f"_{r.get('index_bits', 64)}bit" if len(runs) > 1 else ""
+            res.update({f"ours_seconds{tag}": r["seconds"],
+                        f"speedup{tag}": peer_s / r["seconds"]})
+        res.update({"topk_agreement": agree / max(total, 1),
+                    "topk_agreement_ties": (agree + ties) / max(total, 1),
+                    "ours_edges_relaxed": runs[-1]["edges_relaxed"]})
     print(json.dumps(res))
 
 

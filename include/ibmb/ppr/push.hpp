@@ -49,31 +49,58 @@ inline void check_push_params(const push_params& p, const char* who) {
                ": unknown push order ", static_cast<int>(p.order));
 }
 
+/// A list of distinct node ids with room for all N of them (+ 1 slot, so that the push loop
+/// can write a candidate unconditionally and keep it by advancing the count: no
+/// data-dependent branch per relaxation). Used as the touched list, the LIFO stack and the
+/// FIFO ring (a node is queued at most once at a time, so N + 1 slots always suffice).
+template <class I>
+struct node_list {
+  std::vector<I> buf;
+  std::size_t n = 0;     // entries (LIFO / touched); live ring entries (FIFO)
+  std::size_t head = 0;  // FIFO ring: first live slot
+
+  void reset(std::size_t nodes) {
+    buf.assign(nodes + 1, I{0});
+    n = head = 0;
+  }
+  void clear() { n = head = 0; }
+  void push_back(I v) { buf[n++] = v; }  // before a drain only (head = 0)
+  [[nodiscard]] std::span<const I> span() const { return {buf.data(), n}; }
+  [[nodiscard]] std::size_t bytes() const { return buf.capacity() * sizeof(I); }
+};
+
 /// The push loop shared by the single-source and the multi-source push: pops the queue
 /// (LIFO or FIFO) until it is empty, moving each popped node's residual into its estimate
 /// and spreading (1 - alpha) of it over its neighbours; nodes reaching their threshold are
 /// queued, nodes seen for the first time are appended to `touched`. A node without
 /// neighbours keeps all of its mass (res / alpha), as if it had only a self-loop.
-template <class I, class O, class V>
-void drain_push_queue(const O* indptr, const I* indices, push_node_state<V>* st, V alpha,
-                      V one_minus_alpha, push_order order, std::vector<I>& touched,
-                      std::vector<I>& queue, push_counters& c) {
+/// The relaxation is branch-free (a mispredicted "first touch" branch per edge cost more
+/// than the relaxation itself).
+template <bool Lifo, class I, class O, class V>
+void drain_push_queue_impl(const O* indptr, const I* indices, push_node_state<V>* st, V alpha,
+                           V one_minus_alpha, node_list<I>& touched, node_list<I>& queue,
+                           push_counters& c) {
   using flag_t = typename push_node_state<V>::flag_type;
-  const bool lifo = order == push_order::lifo;
-  std::size_t head = 0;  // FIFO read position
-  while (lifo ? !queue.empty() : head < queue.size()) {
+  I* q = queue.buf.data();
+  const std::size_t cap = queue.buf.size();
+  std::size_t qn = queue.n, head = queue.head, tail = (queue.head + queue.n) % cap;
+  I* t = touched.buf.data();
+  std::size_t tn = touched.n;
+  std::int64_t pushes = 0, relaxed = 0;
+  while (qn > 0) {
     I u;
-    if (lifo) {
-      u = queue.back();
-      queue.pop_back();
+    if constexpr (Lifo) {
+      u = q[--qn];
     } else {
-      u = queue[head++];
+      u = q[head];
+      head = head + 1 == cap ? 0 : head + 1;
+      --qn;
     }
     auto& su = st[u];
     const V res = su.r;
     su.r = V{0};
     su.flags = static_cast<flag_t>((su.flags & ~push_queued) | push_settled);
-    ++c.pushes;
+    ++pushes;
     const O b = indptr[u];
     const O e = indptr[u + 1];
     if (b == e) {
@@ -82,28 +109,45 @@ void drain_push_queue(const O* indptr, const I* indices, push_node_state<V>* st,
     }
     su.p += res;
     const V val = one_minus_alpha * res / static_cast<V>(e - b);
-    c.edges_relaxed += static_cast<std::int64_t>(e - b);
+    relaxed += static_cast<std::int64_t>(e - b);
     for (O k = b; k < e; ++k) {
       const I v = indices[k];
       auto& sv = st[v];
       const V nr = sv.r + val;
       sv.r = nr;
       const flag_t f = sv.flags;
-      if (!(f & push_touched)) touched.push_back(v);
-      flag_t nf = static_cast<flag_t>(f | push_touched);
-      if (nr >= sv.thr && !(f & push_queued)) {
-        nf = static_cast<flag_t>(nf | push_queued);
-        queue.push_back(v);
+      t[tn] = v;
+      tn += (f & push_touched) ? 0 : 1;
+      const bool enqueue = nr >= sv.thr && !(f & push_queued);
+      // A queued node is popped soon (LIFO: often next): start loading its neighbour list.
+      // Enqueues are rare among relaxations, so this branch is well predicted.
+      if (enqueue) __builtin_prefetch(indices + indptr[v]);
+      if constexpr (Lifo) {
+        q[qn] = v;
+        qn += enqueue ? 1 : 0;
+      } else {
+        q[tail] = v;
+        tail += enqueue ? 1 : 0;
+        tail = tail == cap ? 0 : tail;
+        qn += enqueue ? 1 : 0;
       }
-      sv.flags = nf;
-    }
-    if (!lifo && head > 4096 && head * 2 > queue.size()) {
-      // keep the FIFO buffer proportional to the live queue
-      queue.erase(queue.begin(), queue.begin() + static_cast<std::ptrdiff_t>(head));
-      head = 0;
+      sv.flags = static_cast<flag_t>(f | push_touched | (enqueue ? push_queued : 0u));
     }
   }
+  touched.n = tn;
   queue.clear();
+  c.pushes += pushes;
+  c.edges_relaxed += relaxed;
+}
+
+template <class I, class O, class V>
+void drain_push_queue(const O* indptr, const I* indices, push_node_state<V>* st, V alpha,
+                      V one_minus_alpha, push_order order, node_list<I>& touched,
+                      node_list<I>& queue, push_counters& c) {
+  if (order == push_order::lifo)
+    drain_push_queue_impl<true>(indptr, indices, st, alpha, one_minus_alpha, touched, queue, c);
+  else
+    drain_push_queue_impl<false>(indptr, indices, st, alpha, one_minus_alpha, touched, queue, c);
 }
 
 }  // namespace detail
@@ -136,15 +180,15 @@ class push_workspace {
     const double ae = p.alpha * p.eps;
     for (std::size_t v = 0; v < n; ++v)
       state_[v].thr = static_cast<V>(ae * static_cast<double>(g.indptr[v + 1] - g.indptr[v]));
-    touched_.clear();
-    queue_.clear();
+    touched_.reset(n);
+    queue_.reset(n);
     graph_key_ = g.indptr.data();
     alpha_ = p.alpha;
     eps_ = p.eps;
   }
 
   /// Nodes whose state the last push changed, in first-touch order (deterministic).
-  [[nodiscard]] std::span<const I> touched() const { return touched_; }
+  [[nodiscard]] std::span<const I> touched() const { return touched_.span(); }
   /// Estimate p(v) of the last push (0 for untouched nodes).
   [[nodiscard]] V estimate(I v) const { return state_[static_cast<std::size_t>(v)].p; }
   /// Residual r(v) left by the last push.
@@ -156,7 +200,7 @@ class push_workspace {
   /// The settled entries of the last push, sorted by node id.
   [[nodiscard]] sparse_row<I, V> result() const {
     std::vector<std::pair<I, V>> e;
-    for (I v : touched_)
+    for (I v : touched_.span())
       if (settled(v)) e.emplace_back(v, estimate(v));
     std::sort(e.begin(), e.end());
     sparse_row<I, V> out;
@@ -168,13 +212,13 @@ class push_workspace {
   }
   /// Bytes held (state + lists), for memory reports.
   [[nodiscard]] std::size_t bytes() const {
-    return state_.capacity() * sizeof(detail::push_node_state<V>) +
-           (touched_.capacity() + queue_.capacity()) * sizeof(I);
+    return state_.capacity() * sizeof(detail::push_node_state<V>) + touched_.bytes() +
+           queue_.bytes();
   }
 
   /// Resets the state of the last push in O(touched).
   void clear() {
-    for (I v : touched_) {
+    for (I v : touched_.span()) {
       auto& s = state_[static_cast<std::size_t>(v)];
       s.r = V{0};
       s.p = V{0};
@@ -207,8 +251,8 @@ class push_workspace {
 
  private:
   std::vector<detail::push_node_state<V>> state_;
-  std::vector<I> touched_;
-  std::vector<I> queue_;
+  detail::node_list<I> touched_;
+  detail::node_list<I> queue_;
   const void* graph_key_ = nullptr;
   double alpha_ = -1.0;
   double eps_ = -1.0;

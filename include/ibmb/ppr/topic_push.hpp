@@ -75,12 +75,12 @@ class topic_push_workspace {
     for (std::size_t v = 0; v < n; ++v)
       state_[v].thr =
           static_cast<V>(alpha * eps * static_cast<double>(g.indptr[v + 1] - g.indptr[v]));
-    touched_.clear();
-    queue_.clear();
+    touched_.reset(n);
+    queue_.reset(n);
   }
 
   void clear() {
-    for (I v : touched_) {
+    for (I v : touched_.span()) {
       auto& s = state_[static_cast<std::size_t>(v)];
       s.r = V{0};
       s.p = V{0};
@@ -90,7 +90,7 @@ class topic_push_workspace {
     queue_.clear();
   }
 
-  [[nodiscard]] std::span<const I> touched() const { return touched_; }
+  [[nodiscard]] std::span<const I> touched() const { return touched_.span(); }
   [[nodiscard]] V estimate(I v) const { return state_[static_cast<std::size_t>(v)].p; }
   [[nodiscard]] bool settled(I v) const {
     return (state_[static_cast<std::size_t>(v)].flags & push_settled) != 0;
@@ -116,7 +116,7 @@ class topic_push_workspace {
     auto* st = state_.data();
     push_counters c;
     // Seeds in first-touch order (the order of the set) whose residual crossed the threshold.
-    for (I v : touched_) {
+    for (I v : touched_.span()) {
       auto& s = st[v];
       if (s.r >= s.thr && !(s.flags & push_queued)) {
         s.flags = static_cast<flag_t>(s.flags | push_queued);
@@ -130,8 +130,8 @@ class topic_push_workspace {
  private:
   using flag_t = typename push_node_state<V>::flag_type;
   std::vector<push_node_state<V>> state_;
-  std::vector<I> touched_;
-  std::vector<I> queue_;
+  node_list<I> touched_;
+  node_list<I> queue_;
 };
 
 template <class I, class O, class W>
