@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "device.hpp"
+#include "ibmb/batch/batchwise.hpp"
 #include "ibmb/batch/nodewise.hpp"
 #include "ibmb/batch/plan.hpp"
 #include "ibmb/core/error.hpp"
@@ -37,72 +38,34 @@ double since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
-/// Batch-wise IBMB with the scores on the GPU: the steps of `ibmb::batchwise_plan` (METIS
-/// parts over all nodes, a part's outputs form a batch, its auxiliaries are the top
+/// Batch-wise IBMB with the scores on the GPU: `ibmb::batchwise_plan_with` (METIS parts over
+/// all nodes, a part's outputs form a batch, its auxiliaries are the top
 /// ceil(aux_ratio * N / parts) nodes of a topic-sensitive PPR teleporting to them) with
 /// `cuda::topic_ppr_topk` (power iteration by cuSPARSE SpMM) for the scores.
 ibmb::batch_plan<std::int64_t> cuda_batchwise_plan(const ibmb::cuda::resources& res, view64 g,
                                                    std::span<const std::int64_t> outputs,
                                                    std::int32_t parts, const plan_options& o,
                                                    plan_timing& t) {
-  IBMB_EXPECTS(parts >= 1 && parts <= std::max<std::int64_t>(1, g.num_rows),
-               "batchwise: parts = ", parts, " outside [1, ", g.num_rows, "]");
-  IBMB_EXPECTS(o.aux_ratio >= 0 && std::isfinite(o.aux_ratio),
-               "batchwise: aux_ratio = ", o.aux_ratio, " must be finite and >= 0");
-  ibmb::detail::check_unique_outputs(outputs, "batchwise_plan");
-  if (outputs.empty()) return {};
-  std::vector<std::int64_t> sorted(outputs.begin(), outputs.end());
-  std::sort(sorted.begin(), sorted.end());
-
-  auto t0 = std::chrono::steady_clock::now();
-  ibmb::report(o.progress, "partition", 0, 1);
-  ibmb::partition_params mp;
-  mp.parts = parts;
-  mp.seed = o.seed;
-  const auto part = ibmb::metis_partition(g, mp);
-  t.partition_seconds = since(t0);
-  ibmb::report(o.progress, "partition", 1, 1);
-
-  // Outputs grouped by part (counting sort keeps each part's outputs sorted); parts without
-  // outputs are no batch.
-  std::vector<std::int64_t> ptr(static_cast<std::size_t>(parts) + 1, 0);
-  for (auto v : sorted) ++ptr[static_cast<std::size_t>(part.part[static_cast<std::size_t>(v)]) + 1];
-  for (std::size_t p = 0; p < static_cast<std::size_t>(parts); ++p) ptr[p + 1] += ptr[p];
-  std::vector<std::int64_t> grouped(sorted.size());
-  {
-    std::vector<std::int64_t> at(ptr.begin(), ptr.end() - 1);
-    for (auto v : sorted)
-      grouped[static_cast<std::size_t>(
-          at[static_cast<std::size_t>(part.part[static_cast<std::size_t>(v)])]++)] = v;
-  }
-  std::vector<std::int64_t> set_ptr{0};
-  for (std::size_t p = 0; p < static_cast<std::size_t>(parts); ++p)
-    if (ptr[p + 1] > ptr[p]) set_ptr.push_back(ptr[p + 1]);
-  const ibmb::teleport_sets<std::int64_t> sets{set_ptr, grouped};
-
-  const auto aux = static_cast<std::int64_t>(
-      std::ceil(o.aux_ratio * static_cast<double>(g.num_rows) / static_cast<double>(parts)));
+  ibmb::batchwise_params bp;
+  bp.parts = parts;
+  bp.aux_ratio = o.aux_ratio;
+  bp.metis.seed = o.seed;
+  bp.progress = o.progress;
   ibmb::topic_ppr_params pp;
   pp.alpha = o.alpha;
   pp.max_iterations = o.tol > 0 ? std::max(o.iterations, 1000) : o.iterations;
   pp.tolerance = o.tol;
   pp.progress = o.progress;
-  t0 = std::chrono::steady_clock::now();
-  ibmb::cuda::device_csr<std::int64_t, std::int64_t, float> dg(g, res);
-  const auto top = ibmb::cuda::topic_ppr_topk(res, dg.view(), sets, aux, pp);
-  t.ppr_seconds = since(t0);
-
-  ibmb::batch_plan<std::int64_t> plan;
-  std::vector<std::int64_t> nodes;
-  for (std::int64_t b = 0; b < sets.size(); ++b) {
-    const auto outs = sets.set(b);
-    const auto list = top.list(b);
-    nodes.assign(list.begin(), list.end());
-    nodes.insert(nodes.end(), outs.begin(), outs.end());
-    std::sort(nodes.begin(), nodes.end());
-    nodes.erase(std::unique(nodes.begin(), nodes.end()), nodes.end());
-    plan.push_batch(outs, nodes);
-  }
+  ibmb::batchwise_stats st;
+  auto plan = ibmb::batchwise_plan_with(
+      g, outputs, bp,
+      [&](const ibmb::teleport_sets<std::int64_t>& sets, std::int64_t k) {
+        ibmb::cuda::device_csr<std::int64_t, std::int64_t, float> dg(g, res);
+        return ibmb::cuda::topic_ppr_topk(res, dg.view(), sets, k, pp);
+      },
+      &st);
+  t.partition_seconds = st.partition_seconds;
+  t.ppr_seconds = st.ppr_seconds;
   return plan;
 }
 

@@ -72,15 +72,31 @@ inline double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
-/// Batches from a given part assignment: outputs grouped by part (parts without outputs
-/// skipped), auxiliaries = top-k topic PPR per group united with the group's outputs.
+/// The scores of the CPU solvers: top `aux_per_batch` nodes per teleport set by the push or
+/// the power iteration (`batchwise_params::solver`).
 template <class V, class I, class O, class W>
-batch_plan<I> plan_from_parts(csr_view<I, O, W> g, std::span<const I> sorted_outputs,
+topk_lists<I, V> cpu_topic_topk(csr_view<I, O, W> g, const teleport_sets<I>& sets,
+                                std::int64_t aux_per_batch, const topic_ppr_params& ppr,
+                                topic_solver solver, double push_eps, batchwise_stats& st) {
+  if (solver == topic_solver::push) {
+    topic_push_params pp;
+    pp.alpha = ppr.alpha;
+    pp.eps = push_eps > 0 ? push_eps
+                          : 2e-3 / static_cast<double>(std::max<std::int64_t>(1, aux_per_batch));
+    pp.transition = ppr.transition;
+    pp.progress = ppr.progress;
+    return topic_push_topk<V>(g, sets, aux_per_batch, pp, &st.push);
+  }
+  return topic_ppr_topk<V>(g, sets, aux_per_batch, ppr, &st.ppr);
+}
+
+/// Batches from a given part assignment: outputs grouped by part (parts without outputs
+/// skipped), auxiliaries = `topk(sets, aux_per_batch)` per group (a `topk_lists`) united
+/// with the group's outputs.
+template <class I, class TopkFn>
+batch_plan<I> plan_from_parts(std::span<const I> sorted_outputs,
                               std::span<const std::int32_t> part_of_output, std::int32_t parts,
-                              std::int64_t aux_per_batch, const topic_ppr_params& ppr,
-                              batchwise_stats& st,
-                              topic_solver solver = topic_solver::power_iteration,
-                              double push_eps = 0) {
+                              std::int64_t aux_per_batch, batchwise_stats& st, TopkFn&& topk) {
   // Counting sort of the outputs by part keeps each part's outputs sorted.
   std::vector<std::int64_t> ptr(static_cast<std::size_t>(parts) + 1, 0);
   for (auto p : part_of_output) ++ptr[static_cast<std::size_t>(p) + 1];
@@ -101,18 +117,7 @@ batch_plan<I> plan_from_parts(csr_view<I, O, W> g, std::span<const I> sorted_out
   st.empty_parts = empty;
 
   const teleport_sets<I> sets{set_ptr, grouped};
-  topk_lists<I, V> top;
-  if (solver == topic_solver::push) {
-    topic_push_params pp;
-    pp.alpha = ppr.alpha;
-    pp.eps = push_eps > 0 ? push_eps
-                          : 2e-3 / static_cast<double>(std::max<std::int64_t>(1, aux_per_batch));
-    pp.transition = ppr.transition;
-    pp.progress = ppr.progress;
-    top = topic_push_topk<V>(g, sets, aux_per_batch, pp, &st.push);
-  } else {
-    top = topic_ppr_topk<V>(g, sets, aux_per_batch, ppr, &st.ppr);
-  }
+  const auto top = topk(sets, aux_per_batch);
 
   batch_plan<I> plan;
   std::vector<I> nodes;
@@ -134,19 +139,21 @@ batch_plan<I> plan_from_parts(csr_view<I, O, W> g, std::span<const I> sorted_out
 /// self-loops: `make_undirected_with_self_loops`); METIS sees it without self-loops and
 /// unweighted. `outputs` may come in any order; repeated ids are rejected. The plan depends
 /// only on the graph, the set of outputs and the parameters, not on the thread count.
-template <class V = float, class I, class O, class W>
-batch_plan<I> batchwise_plan(csr_view<I, O, W> g, std::type_identity_t<std::span<const I>> outputs,
-                             const batchwise_params& prm, batchwise_stats* stats = nullptr) {
+///
+/// `batchwise_plan_with` runs the same steps with the scores from `topk(sets, k)` (called
+/// once with the teleport sets of all non-empty parts; returns a `topk_lists<I, V>` with the
+/// top k nodes of each set's topic-sensitive PPR), e.g. a GPU solver (cuda/topic.cuh);
+/// `prm.solver` and `prm.push_eps` are then unused.
+template <class I, class O, class W, class TopkFn>
+batch_plan<I> batchwise_plan_with(csr_view<I, O, W> g,
+                                  std::type_identity_t<std::span<const I>> outputs,
+                                  const batchwise_params& prm, TopkFn&& topk,
+                                  batchwise_stats* stats = nullptr) {
   IBMB_EXPECTS(g.num_rows == g.num_cols, "batchwise_plan: the graph must be square, got ",
                g.num_rows, " x ", g.num_cols);
   IBMB_EXPECTS(prm.parts >= 1, "batchwise_plan: parts = ", prm.parts, " must be >= 1");
   IBMB_EXPECTS(prm.parts <= std::max<std::int64_t>(1, static_cast<std::int64_t>(g.num_rows)),
                "batchwise_plan: parts = ", prm.parts, " exceeds the ", g.num_rows, " nodes");
-  IBMB_EXPECTS(prm.solver == topic_solver::power_iteration || prm.solver == topic_solver::push,
-               "batchwise_plan: unknown solver ", static_cast<int>(prm.solver));
-  IBMB_EXPECTS(prm.push_eps >= 0 && std::isfinite(prm.push_eps),
-               "batchwise_plan: push_eps = ", prm.push_eps,
-               " must be finite and >= 0 (0: automatic)");
   IBMB_EXPECTS(prm.aux_ratio >= 0 && std::isfinite(prm.aux_ratio),
                "batchwise_plan: aux_ratio = ", prm.aux_ratio, " must be finite and >= 0");
   for (std::size_t i = 0; i < outputs.size(); ++i)
@@ -176,11 +183,33 @@ batch_plan<I> batchwise_plan(csr_view<I, O, W> g, std::type_identity_t<std::span
   const auto aux = static_cast<std::int64_t>(
       std::ceil(prm.aux_ratio * static_cast<double>(g.num_rows) / static_cast<double>(prm.parts)));
   t0 = std::chrono::steady_clock::now();
+  auto plan = detail::plan_from_parts(std::span<const I>(sorted),
+                                      std::span<const std::int32_t>(part_of_output), prm.parts, aux,
+                                      st, topk);
+  st.ppr_seconds = detail::seconds_since(t0);
+  if (stats) *stats = st;
+  return plan;
+}
+
+template <class V = float, class I, class O, class W>
+batch_plan<I> batchwise_plan(csr_view<I, O, W> g, std::type_identity_t<std::span<const I>> outputs,
+                             const batchwise_params& prm, batchwise_stats* stats = nullptr) {
+  IBMB_EXPECTS(prm.solver == topic_solver::power_iteration || prm.solver == topic_solver::push,
+               "batchwise_plan: unknown solver ", static_cast<int>(prm.solver));
+  IBMB_EXPECTS(prm.push_eps >= 0 && std::isfinite(prm.push_eps),
+               "batchwise_plan: push_eps = ", prm.push_eps,
+               " must be finite and >= 0 (0: automatic)");
   topic_ppr_params pp = prm.ppr;
   if (!pp.progress) pp.progress = prm.progress;
-  auto plan = detail::plan_from_parts<V>(g, std::span<const I>(sorted), part_of_output, prm.parts,
-                                         aux, pp, st, prm.solver, prm.push_eps);
-  st.ppr_seconds = detail::seconds_since(t0);
+  batchwise_stats st, solver_st;
+  auto plan = batchwise_plan_with(
+      g, outputs, prm,
+      [&](const teleport_sets<I>& sets, std::int64_t k) {
+        return detail::cpu_topic_topk<V>(g, sets, k, pp, prm.solver, prm.push_eps, solver_st);
+      },
+      &st);
+  st.ppr = solver_st.ppr;
+  st.push = solver_st.push;
   if (stats) *stats = st;
   return plan;
 }
