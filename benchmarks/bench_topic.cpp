@@ -244,38 +244,45 @@ void BM_metis_overhead(benchmark::State& state) {
   }
   ibmb::partition_params mp;
   mp.parts = 16;
-  double wrap = 0, direct = 0, conv = 0;
+  // METIS's own run-to-run spread is several % on this machine: each figure is the minimum
+  // over `reps` alternating runs (IBMB_METIS_REPS, default 3).
+  const char* reps_env = std::getenv("IBMB_METIS_REPS");
+  const int reps = reps_env ? std::max(1, std::atoi(reps_env)) : 3;
+  double wrap = 1e300, direct = 1e300, conv = 1e300;
   std::int64_t cut_w = 0, cut_d = 0;
   for (auto _ : state) {
-    double t0 = now();
-    const auto r = ibmb::metis_partition(bg.g.view(), mp);
-    wrap = now() - t0;
-    cut_w = r.edge_cut;
-    idx_t options[METIS_NOPTIONS];
-    METIS_SetDefaultOptions(options);
-    options[METIS_OPTION_SEED] = static_cast<idx_t>(mp.seed);
-    options[METIS_OPTION_NUMBERING] = 0;
-    options[METIS_OPTION_UFACTOR] = static_cast<idx_t>(std::lround((mp.imbalance - 1.0) * 1000.0));
-    idx_t nn = static_cast<idx_t>(n), ncon = 1, parts = 16, obj = 0;
-    std::vector<idx_t> part(static_cast<std::size_t>(n));
-    t0 = now();
-    METIS_PartGraphKway(&nn, &ncon, xadj.data(), adj.data(), nullptr, nullptr, nullptr, &parts,
-                        nullptr, nullptr, options, &obj, part.data());
-    direct = now() - t0;
-    cut_d = obj;
-    // The conversion alone (validation, self-loop removal, narrowing, symmetry check), timed
-    // on its own: the difference of two METIS runs above carries METIS's own run-to-run noise.
-    t0 = now();
-    const auto g = bg.g.view();
-    g.validate();
-    const auto m = ibmb::detail::make_metis_graph(
-        n,
-        [&](std::int64_t i, auto&& emit) {
-          for (auto c : g.neighbors(i)) emit(static_cast<std::int64_t>(c));
-        },
-        mp, "bench");
-    conv = now() - t0;
-    benchmark::DoNotOptimize(m.adjncy.data());
+    for (int rep = 0; rep < reps; ++rep) {
+      double t0 = now();
+      const auto r = ibmb::metis_partition(bg.g.view(), mp);
+      wrap = std::min(wrap, now() - t0);
+      cut_w = r.edge_cut;
+      idx_t options[METIS_NOPTIONS];
+      METIS_SetDefaultOptions(options);
+      options[METIS_OPTION_SEED] = static_cast<idx_t>(mp.seed);
+      options[METIS_OPTION_NUMBERING] = 0;
+      options[METIS_OPTION_UFACTOR] =
+          static_cast<idx_t>(std::lround((mp.imbalance - 1.0) * 1000.0));
+      idx_t nn = static_cast<idx_t>(n), ncon = 1, parts = 16, obj = 0;
+      std::vector<idx_t> part(static_cast<std::size_t>(n));
+      t0 = now();
+      METIS_PartGraphKway(&nn, &ncon, xadj.data(), adj.data(), nullptr, nullptr, nullptr, &parts,
+                          nullptr, nullptr, options, &obj, part.data());
+      direct = std::min(direct, now() - t0);
+      cut_d = obj;
+      // The conversion alone (validation, self-loop removal, narrowing, symmetry check), timed
+      // on its own: the difference of two METIS runs above carries METIS's own run-to-run noise.
+      t0 = now();
+      const auto g = bg.g.view();
+      g.validate();
+      const auto m = ibmb::detail::make_metis_graph(
+          n,
+          [&](std::int64_t i, auto&& emit) {
+            for (auto c : g.neighbors(i)) emit(static_cast<std::int64_t>(c));
+          },
+          mp, "bench");
+      conv = std::min(conv, now() - t0);
+      benchmark::DoNotOptimize(m.adjncy.data());
+    }
     state.SetIterationTime(wrap);
   }
   state.counters["wrapper_s"] = wrap;
@@ -285,6 +292,7 @@ void BM_metis_overhead(benchmark::State& state) {
   state.counters["conversion_%"] = 100.0 * conv / direct;
   state.counters["same_cut"] = cut_w == cut_d;
   state.counters["load"] = load1();
+  state.counters["reps"] = reps;
 }
 
 // batchwise_plan for the train nodes, 16 parts (solver: range(2) = 0 power iteration,
