@@ -10,6 +10,8 @@ pkgs=(cmake ninja-build g++ make pkg-config libeigen3-dev catch2 libmetis-dev zl
 if [[ "${IBMB_WITH_FUZZ:-0}" == 1 ]]; then pkgs+=(clang libomp-dev); fi
 # matplotlib (for scripts/plot_*.py, run with /usr/bin/python3) is optional too.
 if [[ "${IBMB_WITH_PLOTS:-0}" == 1 ]]; then pkgs+=(python3-matplotlib); fi
+# Open MPI (for -DIBMB_ENABLE_MPI=ON: workers as MPI ranks, tests/mpi) is optional as well.
+if [[ "${IBMB_WITH_MPI:-0}" == 1 ]]; then pkgs+=(libopenmpi-dev openmpi-bin); fi
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -1,10 +1,13 @@
 // ibmb train / ibmb infer: the reference GCN pipeline (examples/gcn).
+#include <chrono>
+#include <cstdarg>
 #include <cstdio>
 #include <filesystem>
 #include <limits>
 #include <memory>
 #include <numeric>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cli_util.hpp"
@@ -16,9 +19,27 @@
 #include "ibmb/core/file.hpp"
 #include "ibmb/graph/io/load.hpp"
 #include "pipeline.hpp"
+#ifdef IBMB_WITH_MPI
+#include "gcn/mpi_exchange.hpp"
+#endif
 
 namespace ibmb::cli {
 namespace {
+
+/// Set on MPI ranks other than 0: they print nothing and write no file.
+bool g_quiet = false;
+
+__attribute__((format(printf, 1, 2))) void say(const char* fmt, ...) {
+  if (g_quiet) return;
+  va_list ap;
+  va_start(ap, fmt);
+  std::vprintf(fmt, ap);
+  va_end(ap);
+}
+
+ibmb::progress_callback progress_bar() {
+  return g_quiet ? ibmb::progress_callback{} : terminal_progress();
+}
 
 struct common_options {
   std::string data;
@@ -80,7 +101,7 @@ void add_plan_flags(CLI::App* c, common_options& o) {
 /// Loads and preprocesses the dataset; makes the seeded random split when it has none.
 /// Returns a description of the split.
 std::string load(const common_options& o, ibmb::dataset& ds) {
-  ds = ibmb::load_dataset(o.data, terminal_progress());
+  ds = ibmb::load_dataset(o.data, progress_bar());
   preprocess(ds);
   IBMB_EXPECTS(ds.num_features > 0, "dataset '", o.data, "' has no node features");
   IBMB_EXPECTS(ds.num_classes() > 0, "dataset '", o.data, "' has no labels");
@@ -102,7 +123,7 @@ ibmb::batch_store build_store(const ibmb::dataset& ds, std::span<const std::int6
   plan_options po = o.plan;
   po.method = o.method;
   po.seed = o.seed;
-  po.progress = terminal_progress();
+  po.progress = progress_bar();
   const auto plan = make_plan(ds, outputs, po);
   ibmb::materialize_options mo;
   mo.norm = norm;
@@ -149,7 +170,13 @@ void write_report(const std::string& path, const std::string& text) {
   ibmb::atomic_write(path, [&](ibmb::file_writer& w) { w.write(std::string_view(text)); });
 }
 
-int run_train(const train_options& o) {
+/// `ex`: null for one process; otherwise this process is MPI rank ex->rank() of ex->size(),
+/// running the history trainer's workers w % size == rank. Only rank 0 prints and writes.
+int run_train(const train_options& o, gcn::worker_exchange* ex) {
+  const int ranks = ex != nullptr ? ex->size() : 1;
+  if (ranks > 1 && o.history.empty())
+    throw ibmb::invalid_argument(detail::concat(
+        "under mpirun with ", ranks, " ranks, train needs --history (the ranks are its workers)"));
   if (o.method == "full" && !o.batches.empty())
     throw ibmb::invalid_argument("--batches needs a batched --method (not full)");
   const bool hist = !o.history.empty();
@@ -205,18 +232,17 @@ int run_train(const train_options& o) {
   fp.min_epochs = o.min_epochs;
   fp.seed = static_cast<std::uint64_t>(o.seed);
 
-  std::printf("train %s on %s (%lld nodes, %lld edges), method %s, %s split, norm %s\n",
-              o.model.c_str(), ds.name.c_str(), static_cast<long long>(ds.num_nodes()),
-              static_cast<long long>(ds.num_edges()), o.method.c_str(), split.c_str(),
-              std::string(ibmb::to_string(norm)).c_str());
+  say("train %s on %s (%lld nodes, %lld edges), method %s, %s split, norm %s\n", o.model.c_str(),
+      ds.name.c_str(), static_cast<long long>(ds.num_nodes()),
+      static_cast<long long>(ds.num_edges()), o.method.c_str(), split.c_str(),
+      std::string(ibmb::to_string(norm)).c_str());
   if (o.method != "full")
-    std::printf("batches: train %zu (%lld nodes), val %zu; preprocessing %.2f s\n",
-                train_store.num_batches(), static_cast<long long>(train_store.total_nodes()),
-                val_store.num_batches(), pre_train + pre_val + pre_sched);
+    say("batches: train %zu (%lld nodes), val %zu; preprocessing %.2f s\n",
+        train_store.num_batches(), static_cast<long long>(train_store.total_nodes()),
+        val_store.num_batches(), pre_train + pre_val + pre_sched);
   std::fflush(stdout);
   auto progress = [&](const gcn::epoch_record& e) {
-    std::printf(
-        "epoch %4lld/%lld  loss %.4f  train %.4f  val loss %.4f  val %.4f  lr %.2e  %.3f s%s\n",
+    say("epoch %4lld/%lld  loss %.4f  train %.4f  val loss %.4f  val %.4f  lr %.2e  %.3f s%s\n",
         static_cast<long long>(e.epoch + 1), static_cast<long long>(o.epochs), e.loss, e.train_acc,
         e.val_loss, e.val_acc, e.lr, e.seconds, e.best ? "  *" : "");
     std::fflush(stdout);
@@ -233,24 +259,30 @@ int run_train(const train_options& o) {
     gcn::history_train_params hp;
     hp.mode = *gcn::parse_history_mode(o.history);
     hp.budget = o.halo_budget;
-    hp.partitions = o.partitions > 0 ? o.partitions : o.workers;
+    hp.partitions = o.partitions > 0 ? o.partitions : ranks > 1 ? ranks : o.workers;
     hp.threads = o.workers;
+    hp.exchange = ex;
     hp.audit_every = o.staleness_report.empty() ? 0 : o.audit_every;
     hp.metis_seed = o.seed;
     hp.refresh_every = o.refresh_every;
     stopwatch th;
     htr = std::make_unique<gcn::history_trainer>(ds, train_store, full, cfg, hp, order);
     pre_history = th.seconds();
-    std::printf("history %s: %d partition(s) on %d thread(s), batches per worker",
-                o.history.c_str(), hp.partitions, hp.threads);
-    for (auto c : htr->worker_batches()) std::printf(" %lld", static_cast<long long>(c));
-    std::printf(", halo budget %lld; setup %.2f s\n", static_cast<long long>(o.halo_budget),
-                pre_history);
+    if (ranks > 1)
+      say("history %s: %d partition(s) on %d MPI ranks x %d thread(s), batches per worker",
+          o.history.c_str(), hp.partitions, ranks, hp.threads);
+    else
+      say("history %s: %d partition(s) on %d thread(s), batches per worker", o.history.c_str(),
+          hp.partitions, hp.threads);
+    for (auto c : htr->worker_batches()) say(" %lld", static_cast<long long>(c));
+    say(", halo budget %lld; setup %.2f s\n", static_cast<long long>(o.halo_budget), pre_history);
     std::fflush(stdout);
     auto& tr = *htr;
     fr = gcn::fit(
         net, fp, [&](auto& m, auto& opt) { return tr.epoch(m, opt, fp.seed); },
         [&](const auto& m) { return gcn::evaluate_store(m, val_store, ds, ds.val_idx); }, progress);
+    // Every rank holds the same model now; the others have nothing left to do.
+    if (g_quiet) return 0;
     if (!o.staleness_report.empty()) tr.monitor().write_csv(o.staleness_report);
   } else {
     gcn::store_trainer tr(ds, train_store, cfg.kind, order);
@@ -275,8 +307,7 @@ int run_train(const train_options& o) {
     for (auto a : htr->audit_seconds()) audit_seconds += a;
   train_seconds -= audit_seconds;
   const double mean_epoch = train_seconds / static_cast<double>(fr.epochs.size());
-  std::printf(
-      "best epoch %lld: val %.4f; test %.4f (%s batches), %.4f (full graph); %.3f s/epoch\n",
+  say("best epoch %lld: val %.4f; test %.4f (%s batches), %.4f (full graph); %.3f s/epoch\n",
       static_cast<long long>(fr.best_epoch + 1), fr.best_val_acc, test_batched.accuracy,
       o.method.c_str(), test_full.accuracy, mean_epoch);
 
@@ -324,7 +355,8 @@ int run_train(const train_options& o) {
     json_object h;
     h.add("mode", o.history)
         .add("workers", static_cast<std::int64_t>(o.workers))
-        .add("partitions", static_cast<std::int64_t>(o.partitions > 0 ? o.partitions : o.workers))
+        .add("partitions", static_cast<std::int64_t>(htr->worker_batches().size()))
+        .add("mpi_ranks", static_cast<std::int64_t>(ranks))
         .add("halo_budget", o.halo_budget)
         .add("edge_cut", htr->edge_cut())
         .add("setup_seconds", pre_history)
@@ -376,6 +408,35 @@ int run_train(const train_options& o) {
   extra.emplace_back("epochs", ep + "]");
   write_report(o.report, with_raw(r, extra));
   return 0;
+}
+
+/// ibmb train, as MPI ranks when built with MPI and started by mpirun with more than one
+/// rank: an error on any rank is one line (rank 0's when it has one) and MPI_Abort, so no
+/// rank is left waiting.
+int run_train(const train_options& o) {
+#ifdef IBMB_WITH_MPI
+  if (gcn::launched_by_mpirun()) {
+    gcn::mpi_session mpi;
+    if (mpi.size() == 1) return run_train(o, nullptr);
+    g_quiet = mpi.rank() != 0;
+    try {
+      gcn::mpi_worker_exchange ex(mpi);
+      return run_train(o, &ex);
+    } catch (const std::exception& e) {
+      std::string msg = e.what();
+      for (auto& ch : msg)
+        if (ch == '\n' || ch == '\r') ch = ' ';
+      // Let rank 0 report (and abort everyone) when it fails too.
+      if (mpi.rank() != 0) std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      std::fprintf(stderr, "ibmb: error: %s%s\n",
+                   mpi.rank() != 0 ? detail::concat("(rank ", mpi.rank(), ") ").c_str() : "",
+                   msg.c_str());
+      std::fflush(stderr);
+      gcn::mpi_session::abort(2);
+    }
+  }
+#endif
+  return run_train(o, nullptr);
 }
 
 int run_infer(const infer_options& o) {

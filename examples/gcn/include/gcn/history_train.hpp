@@ -16,20 +16,31 @@
 // rounds' pushes are applied to the store in worker order (the SAT predictor and the monitor
 // learn from them there, alternating with the GNN). `threads` OS threads execute the
 // workers; the result does not depend on it.
+//
+// With a `worker_exchange` of size R > 1 (MPI ranks, gcn/mpi_exchange.hpp) every rank holds
+// the whole trainer but runs only the workers w with w % R == rank; after each round the
+// ranks exchange their workers' results (gradients, loss counts, the rows to push and their
+// neighbour drift), and every rank then combines them exactly as the single process does,
+// in worker order. The model, the store, the SAT predictor and the monitor stay identical on
+// every rank, bit for bit equal to the threaded run with the same `partitions`.
 #pragma once
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <exception>
 #include <memory>
 #include <numeric>
 #include <optional>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -72,6 +83,18 @@ inline std::optional<history_mode> parse_history_mode(std::string_view s) {
   return std::nullopt;
 }
 
+/// Moves each process's round results to every process: MPI ranks as workers
+/// (gcn/mpi_exchange.hpp implements it over MPI_COMM_WORLD). Collective: every process calls
+/// `allgather` the same number of times.
+class worker_exchange {
+ public:
+  virtual ~worker_exchange() = default;
+  [[nodiscard]] virtual int rank() const = 0;
+  [[nodiscard]] virtual int size() const = 0;
+  /// Every process's `mine`, indexed by rank, on every process.
+  virtual std::vector<std::vector<std::byte>> allgather(std::span<const std::byte> mine) = 0;
+};
+
 struct history_train_params {
   history_mode mode = history_mode::cache;
   /// Halo nodes per batch (by summed edge weight); < 0 all neighbours (GNNAutoScale), 0 none.
@@ -88,6 +111,9 @@ struct history_train_params {
   int ring = 3;
   ibmb::sat_params sat;
   ibmb::momentum_params momentum;
+  /// Not owned; null or size 1: one process. Otherwise this process runs the workers
+  /// w % size == rank and exchanges rounds through it (needs partitions >= size).
+  worker_exchange* exchange = nullptr;
 };
 
 /// A `batch_plan` with the batches of `store` (outputs and nodes sorted).
@@ -132,6 +158,11 @@ class history_trainer {
                  "history_trainer: partitions = ", p_.partitions, ", threads = ", p_.threads);
     IBMB_EXPECTS(p_.audit_every >= 0, "history_trainer: audit_every = ", p_.audit_every);
     IBMB_EXPECTS(store.num_batches() >= 1, "history_trainer: the store has no batches");
+    if (p_.exchange != nullptr && p_.exchange->size() > 1) {
+      ex_ = p_.exchange;
+      IBMB_EXPECTS(p_.partitions >= ex_->size(), "history_trainer: ", p_.partitions,
+                   " partition(s) for ", ex_->size(), " processes (need one per process)");
+    }
     check_fits(cfg, ds);
     if (p_.mode == history_mode::none) p_.budget = 0;
     const auto N = ds.num_nodes();
@@ -281,17 +312,24 @@ class history_trainer {
     epoch_stats s;
     double loss_sum = 0;
     const auto W = static_cast<std::size_t>(p_.partitions);
-    const auto T = std::min<std::size_t>(static_cast<std::size_t>(p_.threads), W);
+    // This process's workers (all of them without an exchange).
+    std::vector<std::size_t> mine;
+    for (std::size_t w = 0; w < W; ++w)
+      if (ex_ == nullptr ||
+          static_cast<int>(w % static_cast<std::size_t>(ex_->size())) == ex_->rank())
+        mine.push_back(w);
+    const auto T = std::min<std::size_t>(static_cast<std::size_t>(p_.threads), mine.size());
     for (std::size_t r = 0; r < rounds; ++r) {
       const std::int64_t t = opt.steps();
+      for (auto& wk : work_) wk.active = r < wk.batches.size();
       auto run = [&](std::size_t tid) {
 #ifdef _OPENMP
         const int saved = omp_get_max_threads();
         if (T > 1) omp_set_num_threads(std::max(1, saved / static_cast<int>(T)));
 #endif
-        for (std::size_t w = tid; w < W; w += T) {
+        for (std::size_t i = tid; i < mine.size(); i += T) {
+          const auto w = mine[i];
           auto& wk = work_[w];
-          wk.active = r < wk.batches.size();
           if (!wk.active) continue;
           try {
             step_batch(m, wk, static_cast<std::size_t>(wk.batches[r]), t,
@@ -312,6 +350,7 @@ class history_trainer {
         run(0);
         for (auto& x : th) x.join();
       }
+      if (ex_ != nullptr) exchange_round(mine);
       // Combine in worker order.
       std::vector<matrix<float>> g;
       std::int64_t active = 0;
@@ -325,6 +364,8 @@ class history_trainer {
         loss_sum += wk.loss.loss * static_cast<double>(wk.loss.count);
         s.count += wk.loss.count;
         s.correct += wk.loss.correct;
+        unwritten_ += std::exchange(wk.unwritten, 0);
+        halo_read_ += std::exchange(wk.halo_read, 0);
       }
       if (active > 1)
         for (auto& x : g) x /= static_cast<float>(active);
@@ -489,7 +530,158 @@ class history_trainer {
     std::vector<float> fbuf;
     std::vector<matrix<float>> halo_rows;  // per conv layer
     std::vector<pending_write> pending;
+    std::int64_t unwritten = 0, halo_read = 0;  // this round's halo reads
   };
+
+  // ---- the round's results across processes (flat little-endian bytes, same build) ----
+  template <class T>
+  static void put(std::vector<std::byte>& b, const T& x) {
+    static_assert(std::is_trivially_copyable_v<T>);
+    const auto o = b.size();
+    b.resize(o + sizeof(T));
+    std::memcpy(b.data() + o, &x, sizeof(T));
+  }
+  template <class T>
+  static void put_span(std::vector<std::byte>& b, std::span<const T> x) {
+    put(b, static_cast<std::int64_t>(x.size()));
+    const auto o = b.size();
+    b.resize(o + x.size_bytes());
+    if (!x.empty()) std::memcpy(b.data() + o, x.data(), x.size_bytes());
+  }
+  struct reader {
+    std::span<const std::byte> b;
+    std::size_t at = 0;
+    int from = 0;
+    void need(std::size_t n) const {
+      if (n > b.size() - at)
+        throw ibmb::backend_error(ibmb::detail::concat(
+            "history_trainer: the round message of rank ", from, " ends at byte ", b.size(),
+            ", needed ", n, " more at offset ", at));
+    }
+    template <class T>
+    T get() {
+      need(sizeof(T));
+      T x;
+      std::memcpy(&x, b.data() + at, sizeof(T));
+      at += sizeof(T);
+      return x;
+    }
+    template <class T>
+    void get_into(T* out, std::size_t n) {
+      need(n * sizeof(T));
+      if (n > 0) std::memcpy(out, b.data() + at, n * sizeof(T));
+      at += n * sizeof(T);
+    }
+    template <class T>
+    std::vector<T> get_vector() {
+      const auto n = get<std::int64_t>();
+      if (n < 0 || static_cast<std::size_t>(n) > (b.size() - at) / sizeof(T))
+        throw ibmb::backend_error(ibmb::detail::concat(
+            "history_trainer: the round message of rank ", from, " has a bad length ", n,
+            " at offset ", at - sizeof(std::int64_t)));
+      std::vector<T> v(static_cast<std::size_t>(n));
+      get_into(v.data(), v.size());
+      return v;
+    }
+  };
+
+  /// Sends this process's active workers' results to every process and fills the other
+  /// processes' workers from theirs; a worker's error travels as its message, so every
+  /// process rethrows the same first error in worker order.
+  void exchange_round(std::span<const std::size_t> mine) {
+    std::vector<std::byte> buf;
+    for (const auto w : mine) {
+      auto& wk = work_[w];
+      if (!wk.active) continue;
+      put(buf, static_cast<std::int64_t>(w));
+      if (wk.error) {
+        std::string msg = "unknown error";
+        try {
+          std::rethrow_exception(wk.error);
+        } catch (const std::exception& e) {
+          msg = e.what();
+        } catch (...) {
+        }
+        put(buf, std::int8_t{1});
+        put_span(buf, std::span<const char>(msg));
+        continue;
+      }
+      put(buf, std::int8_t{0});
+      put(buf, wk.loss.loss);
+      put(buf, wk.loss.count);
+      put(buf, wk.loss.correct);
+      put(buf, wk.unwritten);
+      put(buf, wk.halo_read);
+      put(buf, static_cast<std::int64_t>(wk.grads.size()));
+      for (const auto& g : wk.grads) {
+        put(buf, static_cast<std::int64_t>(g.rows()));
+        put(buf, static_cast<std::int64_t>(g.cols()));
+        put_span(buf, std::span<const float>(g.data(), static_cast<std::size_t>(g.size())));
+      }
+      put(buf, static_cast<std::int64_t>(wk.pending.size()));
+      for (const auto& pw : wk.pending) {
+        put(buf, pw.layer);
+        put(buf, static_cast<std::int8_t>(pw.mirror));
+        put_span(buf, std::span<const float>(pw.rows));
+        put_span(buf, std::span<const float>(pw.drift));
+      }
+    }
+    const auto all = ex_->allgather(buf);
+    IBMB_EXPECTS(static_cast<int>(all.size()) == ex_->size(), "history_trainer: the exchange ",
+                 "returned ", all.size(), " messages for ", ex_->size(), " processes");
+    const auto R = static_cast<std::size_t>(ex_->size());
+    for (int q = 0; q < ex_->size(); ++q) {
+      if (q == ex_->rank()) continue;
+      reader rd{all[static_cast<std::size_t>(q)], 0, q};
+      while (rd.at < rd.b.size()) {
+        const auto w = rd.get<std::int64_t>();
+        if (w < 0 || static_cast<std::size_t>(w) >= work_.size() ||
+            static_cast<std::size_t>(w) % R != static_cast<std::size_t>(q) ||
+            !work_[static_cast<std::size_t>(w)].active)
+          throw ibmb::backend_error(ibmb::detail::concat("history_trainer: rank ", q,
+                                                         " sent results of worker ", w,
+                                                         ", which it does not run this round"));
+        auto& wk = work_[static_cast<std::size_t>(w)];
+        wk.pending.clear();
+        if (rd.get<std::int8_t>() != 0) {
+          const auto msg = rd.get_vector<char>();
+          wk.error = std::make_exception_ptr(ibmb::error(std::string(msg.begin(), msg.end())));
+          continue;
+        }
+        wk.loss.loss = rd.get<double>();
+        wk.loss.count = rd.get<std::int64_t>();
+        wk.loss.correct = rd.get<std::int64_t>();
+        wk.unwritten = rd.get<std::int64_t>();
+        wk.halo_read = rd.get<std::int64_t>();
+        const auto ng = rd.get<std::int64_t>();
+        if (ng < 0 || ng > 1 << 20)
+          throw ibmb::backend_error(
+              ibmb::detail::concat("history_trainer: rank ", q, " sent ", ng, " gradients"));
+        wk.grads.resize(static_cast<std::size_t>(ng));
+        for (auto& g : wk.grads) {
+          const auto rows = rd.get<std::int64_t>(), cols = rd.get<std::int64_t>();
+          const auto n = rd.get<std::int64_t>();
+          if (rows < 0 || cols < 0 || n != rows * cols)
+            throw ibmb::backend_error(ibmb::detail::concat("history_trainer: rank ", q,
+                                                           " sent a gradient of ", rows, " x ",
+                                                           cols, " with ", n, " values"));
+          g.resize(rows, cols);
+          rd.get_into(g.data(), static_cast<std::size_t>(n));
+        }
+        const auto np = rd.get<std::int64_t>();
+        if (np < 0 || np > 1 << 20)
+          throw ibmb::backend_error(
+              ibmb::detail::concat("history_trainer: rank ", q, " sent ", np, " writes"));
+        wk.pending.resize(static_cast<std::size_t>(np));
+        for (auto& pw : wk.pending) {
+          pw.layer = rd.get<std::int64_t>();
+          pw.mirror = rd.get<std::int8_t>() != 0;
+          pw.rows = rd.get_vector<float>();
+          pw.drift = rd.get_vector<float>();
+        }
+      }
+    }
+  }
 
   std::span<ibmb::history_observer* const> observers(bool mirror) {
     obs_.clear();
@@ -621,8 +813,8 @@ class history_trainer {
       const auto unw = ibmb::read_halo(
           hstore_, *corr_, l, t, h.halo, cached,
           std::span<float>(hr.data(), static_cast<std::size_t>(hr.size())), drift_h);
-      unwritten_ += unw;  // atomic
-      halo_read_ += static_cast<std::int64_t>(h.halo.size());
+      wk.unwritten += unw;  // summed into the totals in worker order after the round
+      wk.halo_read += static_cast<std::int64_t>(h.halo.size());
     }
     wk.pending.push_back(std::move(pw));
   }
@@ -646,6 +838,7 @@ class history_trainer {
   std::int64_t edge_cut_ = 0, epoch_ = 0;
   std::atomic<std::int64_t> unwritten_{0}, halo_read_{0};
   std::vector<double> audit_seconds_;
+  worker_exchange* ex_ = nullptr;  // set only for more than one process
 };
 
 }  // namespace gcn
