@@ -70,68 +70,27 @@ class topic_push_workspace {
  public:
   template <class O, class W>
   void prepare(csr_view<I, O, W> g, double alpha, double eps) {
-    const auto n = static_cast<std::size_t>(g.num_rows);
-    state_.assign(n, push_node_state<V>{V{0}, V{0}, V{0}, 0});
-    for (std::size_t v = 0; v < n; ++v)
-      state_[v].thr =
-          static_cast<V>(alpha * eps * static_cast<double>(g.indptr[v + 1] - g.indptr[v]));
-    touched_.reset(n);
-    queue_.reset(n);
+    state_.reset(g.indptr.data(), static_cast<std::size_t>(g.num_rows), alpha * eps);
   }
+  void clear() { state_.clear(); }
 
-  void clear() {
-    for (I v : touched_.span()) {
-      auto& s = state_[static_cast<std::size_t>(v)];
-      s.r = V{0};
-      s.p = V{0};
-      s.flags = 0;
-    }
-    touched_.clear();
-    queue_.clear();
-  }
-
-  [[nodiscard]] std::span<const I> touched() const { return touched_.span(); }
-  [[nodiscard]] V estimate(I v) const { return state_[static_cast<std::size_t>(v)].p; }
-  [[nodiscard]] bool settled(I v) const {
-    return (state_[static_cast<std::size_t>(v)].flags & push_settled) != 0;
-  }
+  [[nodiscard]] std::span<const I> touched() const { return state_.touched(); }
+  [[nodiscard]] V estimate(I v) const { return state_.estimate(v); }
+  [[nodiscard]] bool settled(I v) const { return state_.settled(v); }
 
   /// Adds residual `mass` at node v (the seeding). Call `run` once all seeds are in.
-  void seed(I v, V mass) {
-    auto& s = state_[static_cast<std::size_t>(v)];
-    if (!(s.flags & push_touched)) {
-      s.flags = static_cast<flag_t>(s.flags | push_touched);
-      touched_.push_back(v);
-    }
-    s.r += mass;
-  }
+  void seed(I v, V mass) { state_.add_residual(v, mass); }
 
   /// Pushes until every residual is below its threshold. No checks.
   template <class O, class W>
-  push_counters run(csr_view<I, O, W> g, double alpha_d, push_order order) {
-    const V alpha = static_cast<V>(alpha_d);
-    const V one_minus_alpha = static_cast<V>(1.0 - alpha_d);
-    const O* indptr = g.indptr.data();
-    const I* indices = g.indices.data();
-    auto* st = state_.data();
-    push_counters c;
+  push_counters run(csr_view<I, O, W> g, double alpha, push_order order) {
     // Seeds in first-touch order (the order of the set) whose residual crossed the threshold.
-    for (I v : touched_.span()) {
-      auto& s = st[v];
-      if (s.r >= s.thr && !(s.flags & push_queued)) {
-        s.flags = static_cast<flag_t>(s.flags | push_queued);
-        queue_.push_back(v);
-      }
-    }
-    drain_push_queue(indptr, indices, st, alpha, one_minus_alpha, order, touched_, queue_, c);
-    return c;
+    state_.enqueue_ready();
+    return state_.drain(g.indptr.data(), g.indices.data(), alpha, order);
   }
 
  private:
-  using flag_t = typename push_node_state<V>::flag_type;
-  std::vector<push_node_state<V>> state_;
-  node_list<I> touched_;
-  node_list<I> queue_;
+  push_state<I, V> state_;
 };
 
 template <class I, class O, class W>
