@@ -533,7 +533,7 @@ class history_trainer {
     std::int64_t unwritten = 0, halo_read = 0;  // this round's halo reads
   };
 
-  // ---- the round's results across processes (flat little-endian bytes, same build) ----
+  // ---- the round's results across processes (native byte order: same binary, one machine) ----
   template <class T>
   static void put(std::vector<std::byte>& b, const T& x) {
     static_assert(std::is_trivially_copyable_v<T>);
