@@ -30,6 +30,7 @@ struct sim_result {
   std::vector<float> last_sat_rows;
   bool sat_active = false;
   std::int64_t active_reads = 0, reads = 0;
+  std::int64_t pairs = 0, events = 0;  ///< SAT's learning counters
   std::vector<audit_record> audits;
 };
 
@@ -37,7 +38,8 @@ struct sim_result {
 // of another random batch and then the visited batch pushes its exact rows. Truth:
 //   linear:       x_u(t) = base_u + t * vel_u + noise (fresh noise at every computation)
 //   random walk:  x_u(t) = x_u(t-1) + noise (no trend: keeping the cached value is optimal)
-sim_result simulate(drift_kind kind, std::uint64_t seed, int threads = 0, bool audit = false) {
+sim_result simulate(drift_kind kind, std::uint64_t seed, int threads = 0, bool audit = false,
+                    sat_params sp = {}) {
   scoped_threads st(threads);
   const std::int64_t N = 120, D = 6, B = 6;
   const int steps = 400, warm = 60;
@@ -53,7 +55,7 @@ sim_result simulate(drift_kind kind, std::uint64_t seed, int threads = 0, bool a
                                       : walk[u * D + j];
   };
   history_store store({N, {D}, 3, std::nullopt, false});
-  sat_predictor sat;
+  sat_predictor sat(sp);
   momentum_corrector mom;
   identity_corrector id;
   staleness_monitor mon;
@@ -103,6 +105,8 @@ sim_result simulate(drift_kind kind, std::uint64_t seed, int threads = 0, bool a
     store.push(0, batch[b], fresh, t, obs);
   }
   res.coef = sat.state(0).coef;
+  res.pairs = sat.state(0).pairs;
+  res.events = sat.state(0).events;
   res.sat_active = sat.active(0);
   res.audits = mon.series();
   return res;
@@ -140,6 +144,27 @@ TEST_CASE("SAT is deterministic for a seed and any thread count", "[sat]") {
   REQUIRE(a.last_sat_rows == b.last_sat_rows);
   REQUIRE(b.sat == c.sat);
   REQUIRE(simulate(drift_kind::linear, 22).coef != a.coef);
+}
+
+TEST_CASE("SAT fits on a strided subset of a write's rows when max_fit_rows is set", "[sat]") {
+  sat_params all, few;
+  all.max_fit_rows = 0;
+  few.max_fit_rows = 5;  // every batch has 20 rows
+  const auto a = simulate(drift_kind::linear, 11, 0, false, all);
+  const auto f1 = simulate(drift_kind::linear, 11, 1, false, few);
+  const auto f2 = simulate(drift_kind::linear, 11, 2, false, few);
+  REQUIRE(f1.events == a.events);
+  REQUIRE(a.pairs >= 3 * f1.pairs);  // 20 rows vs at most 5 per event
+  REQUIRE(f1.pairs <= 5 * f1.events);
+  REQUIRE(f1.coef != a.coef);   // the subset is what the fit saw
+  REQUIRE(f1.coef == f2.coef);  // deterministic for any thread count
+  REQUIRE(f1.last_sat_rows == f2.last_sat_rows);
+  INFO("identity " << f1.identity << " sat(all) " << a.sat << " sat(5 rows) " << f1.sat);
+  REQUIRE(f1.sat < 0.5 * f1.identity);  // 5 rows x 6 dims still fit 4 coefficients
+  // A limit above every write's size changes nothing.
+  sat_params big;
+  big.max_fit_rows = 1000;
+  REQUIRE(simulate(drift_kind::linear, 11, 0, false, big).coef == a.coef);
 }
 
 TEST_CASE("correctors never modify the store", "[sat]") {

@@ -56,6 +56,11 @@ struct sat_params {
   sat_gate gate = sat_gate::automatic;
   /// Learn from refresh writes too.
   bool learn_from_refresh = true;
+  /// At most this many revealed rows per write event enter the fit and the gate's error (an
+  /// evenly strided, deterministic subset; 0 = all). The fit has history + 1 coefficients:
+  /// thousands of rows x the row width determine them well, and a write of a large batch
+  /// reveals tens of thousands (measured on the 100k generator, docs/results.md).
+  std::int64_t max_fit_rows = 8192;
 };
 
 /// Per-layer state of the predictor, for reports and tests.
@@ -80,6 +85,7 @@ class sat_predictor final : public corrector, public history_observer {
                  "sat_predictor: error_decay = ", p.error_decay, " not in [0, 1)");
     IBMB_EXPECTS(p.gate_margin >= 0 && p.gate_margin < 1,
                  "sat_predictor: gate_margin = ", p.gate_margin);
+    IBMB_EXPECTS(p.max_fit_rows >= 0, "sat_predictor: max_fit_rows = ", p.max_fit_rows);
   }
 
   [[nodiscard]] std::string_view name() const override { return "sat"; }
@@ -120,6 +126,11 @@ class sat_predictor final : public corrector, public history_observer {
     for (std::size_t i = 0; i < e.nodes.size(); ++i)
       if (s.last_written(e.layer, e.nodes[i]) >= 0) rows.push_back(i);
     if (rows.empty()) return;
+    if (p_.max_fit_rows > 0 && rows.size() > static_cast<std::size_t>(p_.max_fit_rows)) {
+      const auto m = static_cast<std::size_t>(p_.max_fit_rows), all = rows.size();
+      for (std::size_t k = 0; k < m; ++k) rows[k] = rows[k * all / m];  // k * all / m >= k
+      rows.resize(m);
+    }
     // Fixed chunks (not thread-dependent), summed in order: deterministic for any thread count.
     const int chunks = static_cast<int>(std::min<std::size_t>(rows.size(), 64));
     const auto bounds =
