@@ -23,6 +23,7 @@
 #include "ibmb/graph/io/numpy_dir.hpp"
 #include "ibmb/graph/normalize.hpp"
 #include "ibmb/graph/stats.hpp"
+#include "ibmb/graph/subgraph.hpp"
 #include "ibmb/history/corrector.hpp"
 #include "ibmb/history/monitor.hpp"
 #include "ibmb/history/plan.hpp"
