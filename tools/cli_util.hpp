@@ -82,6 +82,17 @@ class json_object {
   std::vector<std::string> items_;
 };
 
+/// A JSON array of one object per element: `to_object(element)` returns a `json_object`.
+template <class Range, class Fn>
+std::string json_array(const Range& range, Fn to_object) {
+  std::string s = "[";
+  for (const auto& x : range) {
+    if (s.size() > 1) s += ", ";
+    s += to_object(x).str();
+  }
+  return s + "]";
+}
+
 class stopwatch {
  public:
   stopwatch() : start_(std::chrono::steady_clock::now()) {}

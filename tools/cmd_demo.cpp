@@ -161,8 +161,7 @@ int run_demo(const demo_options& o) {
       "random batches hold that many test outputs and no other nodes.\ntotal %.1f s\n",
       total.seconds());
   if (!o.report.empty()) {
-    std::string arr = "[";
-    for (const auto& r : rows) {
+    const auto arr = json_array(rows, [](const auto& r) {
       json_object j;
       j.add("method", r.name)
           .add("accuracy", r.accuracy)
@@ -170,8 +169,8 @@ int run_demo(const demo_options& o) {
           .add("preprocess_seconds", r.preprocess)
           .add("batches", r.batches)
           .add("nodes_per_batch", r.nodes);
-      arr += (arr.size() > 1 ? ", " : "") + j.str();
-    }
+      return j;
+    });
     json_object j;
     j.add("dataset", o.data)
         .add("epochs", o.epochs)
@@ -180,7 +179,7 @@ int run_demo(const demo_options& o) {
         .add("total_seconds", total.seconds());
     std::string text = j.str();
     text.pop_back();
-    text += ", \"inference\": " + arr + "]}\n";
+    text += ", \"inference\": " + arr + "}\n";
     ibmb::atomic_write(o.report, [&](ibmb::file_writer& w) { w.write(std::string_view(text)); });
   }
   return 0;

@@ -372,8 +372,7 @@ int run_train(const train_options& o, gcn::worker_exchange* ex) {
           .add("sat_layer0_ema_error", st.ema_error)
           .add("sat_layer0_ema_identity_error", st.ema_identity_error);
     }
-    std::string audits = "[";
-    for (const auto& a : htr->monitor().series()) {
+    const auto audits = json_array(htr->monitor().series(), [](const auto& a) {
       json_object j;
       j.add("epoch", a.epoch)
           .add("layer", a.layer)
@@ -382,17 +381,16 @@ int run_train(const train_options& o, gcn::worker_exchange* ex) {
           .add("rows", a.rows)
           .add("never_written", a.never_written)
           .add("mean_age", a.mean_age);
-      audits += (audits.size() > 1 ? ", " : "") + j.str();
-    }
+      return j;
+    });
     extra.emplace_back("history", h.str());
-    extra.emplace_back("audits", audits + "]");
+    extra.emplace_back("audits", audits);
   }
   if (o.method != "full") {
     extra.emplace_back("train_store", store_json(train_store));
     extra.emplace_back("val_store", store_json(val_store));
   }
-  std::string ep = "[";
-  for (const auto& e : fr.epochs) {
+  const auto ep = json_array(fr.epochs, [](const auto& e) {
     json_object j;
     j.add("epoch", e.epoch)
         .add("loss", e.loss)
@@ -403,9 +401,9 @@ int run_train(const train_options& o, gcn::worker_exchange* ex) {
         .add("seconds", e.seconds)
         .add("val_seconds", e.val_seconds)
         .add("elapsed_seconds", e.elapsed);
-    ep += (ep.size() > 1 ? ", " : "") + j.str();
-  }
-  extra.emplace_back("epochs", ep + "]");
+    return j;
+  });
+  extra.emplace_back("epochs", ep);
   write_report(o.report, with_raw(r, extra));
   return 0;
 }

@@ -46,15 +46,8 @@ ibmb::batch_plan<std::int64_t> cuda_batchwise_plan(const ibmb::cuda::resources& 
                                                    std::span<const std::int64_t> outputs,
                                                    std::int32_t parts, const plan_options& o,
                                                    plan_timing& t) {
-  ibmb::batchwise_params bp;
-  bp.parts = parts;
-  bp.aux_ratio = o.aux_ratio;
-  bp.metis.seed = o.seed;
-  bp.progress = o.progress;
-  ibmb::topic_ppr_params pp;
-  pp.alpha = o.alpha;
-  pp.max_iterations = o.tol > 0 ? std::max(o.iterations, 1000) : o.iterations;
-  pp.tolerance = o.tol;
+  const ibmb::batchwise_params bp = batchwise_params_of(o, parts);  // solver fields unused
+  ibmb::topic_ppr_params pp = bp.ppr;
   pp.progress = o.progress;
   ibmb::batchwise_stats st;
   auto plan = ibmb::batchwise_plan_with(
@@ -111,25 +104,13 @@ ibmb::batch_plan<std::int64_t> cuda_make_plan(const ibmb::dataset& ds,
   require_cuda_device();
   const auto t0 = std::chrono::steady_clock::now();
   const auto g = ds.graph.view();
-  const auto n_out = static_cast<std::int64_t>(outputs.size());
-  // The defaults of make_plan (pipeline.hpp).
-  const std::int64_t batch_size =
-      o.batch_size > 0 ? o.batch_size
-                       : std::max<std::int64_t>(1, std::min<std::int64_t>(n_out, 4096));
-  const std::int32_t parts = o.parts > 0 ? o.parts
-                                         : static_cast<std::int32_t>(std::max<std::int64_t>(
-                                               1, (n_out + batch_size - 1) / batch_size));
+  const auto [batch_size, parts] = plan_sizes_of(o, static_cast<std::int64_t>(outputs.size()));
   ibmb::cuda::resources res;
   plan_timing t;
   ibmb::batch_plan<std::int64_t> plan;
   if (report) report->name = device_name();
   if (o.method == "nodewise") {
-    ibmb::nodewise_params p;
-    p.ppr.alpha = o.alpha;
-    p.ppr.eps = o.eps;
-    p.ppr.topk = o.topk;
-    p.merge.max_outputs = batch_size;
-    p.progress = o.progress;
+    const ibmb::nodewise_params p = nodewise_params_of(o, batch_size);
     ibmb::cuda::device_csr<std::int64_t, std::int64_t, float> dg(g, res);
     ibmb::cuda::push_device_stats st;
     plan = ibmb::cuda::nodewise_plan(res, dg.view(), outputs, p, {}, nullptr, &st);

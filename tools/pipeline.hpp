@@ -92,6 +92,48 @@ inline bool is_known_method(std::string_view m) {
   return m == "nodewise" || m == "batchwise" || m == "cluster" || m == "random" || m == "khop";
 }
 
+/// Outputs per batch and METIS parts for `n_out` outputs: the options' values, or defaults
+/// that keep batches of a few thousand outputs, as in the paper's configs.
+struct plan_sizes {
+  std::int64_t batch_size;
+  std::int32_t parts;
+};
+inline plan_sizes plan_sizes_of(const plan_options& o, std::int64_t n_out) {
+  const std::int64_t batch_size =
+      o.batch_size > 0 ? o.batch_size
+                       : std::max<std::int64_t>(1, std::min<std::int64_t>(n_out, 4096));
+  const std::int32_t parts = o.parts > 0 ? o.parts
+                                         : static_cast<std::int32_t>(std::max<std::int64_t>(
+                                               1, (n_out + batch_size - 1) / batch_size));
+  return {batch_size, parts};
+}
+
+/// The node-wise planner's parameters for `o` (CPU and GPU paths).
+inline ibmb::nodewise_params nodewise_params_of(const plan_options& o, std::int64_t batch_size) {
+  ibmb::nodewise_params p;
+  p.ppr.alpha = o.alpha;
+  p.ppr.eps = o.eps;
+  p.ppr.topk = o.topk;
+  p.merge.max_outputs = batch_size;
+  p.progress = o.progress;
+  return p;
+}
+
+/// The batch-wise planner's parameters for `o` (CPU and GPU paths).
+inline ibmb::batchwise_params batchwise_params_of(const plan_options& o, std::int32_t parts) {
+  ibmb::batchwise_params p;
+  p.parts = parts;
+  p.aux_ratio = o.aux_ratio;
+  p.ppr.alpha = o.alpha;
+  p.ppr.max_iterations = o.tol > 0 ? std::max(o.iterations, 1000) : o.iterations;
+  p.ppr.tolerance = o.tol;
+  p.solver = o.solver == "power" ? ibmb::topic_solver::power_iteration : ibmb::topic_solver::push;
+  p.push_eps = o.push_eps;
+  p.metis.seed = o.seed;
+  p.progress = o.progress;
+  return p;
+}
+
 /// Builds the plan for `outputs` on the (preprocessed) graph of `ds`.
 inline ibmb::batch_plan<std::int64_t> make_plan(const ibmb::dataset& ds,
                                                 std::span<const std::int64_t> outputs,
@@ -100,38 +142,15 @@ inline ibmb::batch_plan<std::int64_t> make_plan(const ibmb::dataset& ds,
   using clock = std::chrono::steady_clock;
   const auto t0 = clock::now();
   const auto g = ds.graph.view();
-  const auto n_out = static_cast<std::int64_t>(outputs.size());
-  // Defaults that keep batches of a few thousand outputs, as in the paper's configs.
-  const std::int64_t batch_size =
-      o.batch_size > 0 ? o.batch_size
-                       : std::max<std::int64_t>(1, std::min<std::int64_t>(n_out, 4096));
-  const std::int32_t parts = o.parts > 0 ? o.parts
-                                         : static_cast<std::int32_t>(std::max<std::int64_t>(
-                                               1, (n_out + batch_size - 1) / batch_size));
+  const auto [batch_size, parts] = plan_sizes_of(o, static_cast<std::int64_t>(outputs.size()));
   plan_timing t;
   ibmb::batch_plan<std::int64_t> plan;
   if (o.method == "nodewise") {
-    ibmb::nodewise_params p;
-    p.ppr.alpha = o.alpha;
-    p.ppr.eps = o.eps;
-    p.ppr.topk = o.topk;
-    p.merge.max_outputs = batch_size;
-    p.progress = o.progress;
-    plan = ibmb::nodewise_plan(g, outputs, p);
+    plan = ibmb::nodewise_plan(g, outputs, nodewise_params_of(o, batch_size));
     t.ppr_seconds = std::chrono::duration<double>(clock::now() - t0).count();
   } else if (o.method == "batchwise") {
-    ibmb::batchwise_params p;
-    p.parts = parts;
-    p.aux_ratio = o.aux_ratio;
-    p.ppr.alpha = o.alpha;
-    p.ppr.max_iterations = o.tol > 0 ? std::max(o.iterations, 1000) : o.iterations;
-    p.ppr.tolerance = o.tol;
-    p.solver = o.solver == "power" ? ibmb::topic_solver::power_iteration : ibmb::topic_solver::push;
-    p.push_eps = o.push_eps;
-    p.metis.seed = o.seed;
-    p.progress = o.progress;
     ibmb::batchwise_stats st;
-    plan = ibmb::batchwise_plan(g, outputs, p, &st);
+    plan = ibmb::batchwise_plan(g, outputs, batchwise_params_of(o, parts), &st);
     t.partition_seconds = st.partition_seconds;
     t.ppr_seconds = st.ppr_seconds;
   } else if (o.method == "cluster") {

@@ -9,6 +9,7 @@
 #include <set>
 #include <vector>
 
+#include "cuda_fixtures.cuh"
 #include "fixtures.hpp"
 #include "ibmb/batch/materialize.hpp"
 #include "ibmb/batch/plan.hpp"
@@ -19,11 +20,7 @@
 
 namespace {
 
-bool no_device() {
-  if (ibmb::cuda::device_count() > 0) return false;
-  WARN("skipped: no CUDA device");
-  return true;
-}
+using ibmb::test::no_device;
 
 ibmb::dataset small_dataset(std::int64_t nodes) {
   ibmb::generator_params gp;

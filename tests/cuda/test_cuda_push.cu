@@ -11,6 +11,7 @@
 #include <set>
 #include <vector>
 
+#include "cuda_fixtures.cuh"
 #include "fixtures.hpp"
 #include "ibmb/batch/nodewise.hpp"
 #include "ibmb/cuda/csr.cuh"
@@ -23,11 +24,7 @@ namespace {
 
 using graph = ibmb::csr_graph<std::int64_t, std::int64_t, float>;
 
-bool no_device() {
-  if (ibmb::cuda::device_count() > 0) return false;
-  WARN("skipped: no CUDA device");
-  return true;
-}
+using ibmb::test::no_device;
 
 graph generated(std::int64_t nodes, std::uint64_t seed) {
   ibmb::generator_params gp;

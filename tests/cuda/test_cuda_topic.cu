@@ -8,6 +8,7 @@
 #include <set>
 #include <vector>
 
+#include "cuda_fixtures.cuh"
 #include "fixtures.hpp"
 #include "ibmb/cuda/csr.cuh"
 #include "ibmb/cuda/topic.cuh"
@@ -20,11 +21,7 @@ namespace {
 
 using graph = ibmb::csr_graph<std::int64_t, std::int64_t, float>;
 
-bool no_device() {
-  if (ibmb::cuda::device_count() > 0) return false;
-  WARN("skipped: no CUDA device");
-  return true;
-}
+using ibmb::test::no_device;
 
 graph small_generated(std::int64_t nodes, std::uint64_t seed) {
   ibmb::generator_params gp;
