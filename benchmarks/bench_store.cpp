@@ -4,9 +4,14 @@
 //
 //   bench_store                                  200k-node synthetic graph (default)
 //   IBMB_BENCH_NODES=2500000 bench_store         larger graph
+//   IBMB_BENCH_PLAN=nodewise bench_store         node-wise IBMB batches instead of khop
 //
-// Batches: random output batches of 1000 training nodes + their 2-hop neighbourhoods capped at
-// 30000 nodes (khop_plan), on the graph after make_undirected_with_self_loops.
+// Batches (on the graph after make_undirected_with_self_loops), for the training nodes:
+// - khop (default): random output batches of 1000 + their 2-hop neighbourhoods capped at
+//   30000 nodes (khop_plan);
+// - nodewise: `nodewise_plan` with its defaults (alpha 0.25, eps 2e-4, k 16) and
+//   IBMB_BENCH_BATCH outputs per batch (default 4096, the CLI's default), i.e. the batches the
+//   library itself stores.
 #include <benchmark/benchmark.h>
 
 #include <fcntl.h>
@@ -18,10 +23,12 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <string_view>
 #include <vector>
 
 #include "ibmb/batch/baselines.hpp"
 #include "ibmb/batch/materialize.hpp"
+#include "ibmb/batch/nodewise.hpp"
 #include "ibmb/batch/store.hpp"
 #include "ibmb/core/parallel.hpp"
 #include "ibmb/graph/build.hpp"
@@ -49,11 +56,20 @@ const setup& get(std::int64_t features) {
   p.features = static_cast<std::int32_t>(features);
   c->ds = ibmb::generate_dataset(p);
   c->ds.graph = ibmb::make_undirected_with_self_loops(c->ds.graph.view());
-  ibmb::khop_plan_params kp;
-  kp.batch_size = 1000;
-  kp.hops = 2;
-  kp.max_nodes = 30000;
-  c->plan = ibmb::khop_plan(c->ds.graph.view(), std::span<const std::int64_t>(c->ds.train_idx), kp);
+  const std::span<const std::int64_t> train(c->ds.train_idx);
+  const char* plan = std::getenv("IBMB_BENCH_PLAN");
+  if (plan && std::string_view(plan) == "nodewise") {
+    ibmb::nodewise_params np;
+    np.merge.max_outputs = 4096;
+    if (const char* e = std::getenv("IBMB_BENCH_BATCH")) np.merge.max_outputs = std::atoll(e);
+    c->plan = ibmb::nodewise_plan(c->ds.graph.view(), train, np);
+  } else {
+    ibmb::khop_plan_params kp;
+    kp.batch_size = 1000;
+    kp.hops = 2;
+    kp.max_nodes = 30000;
+    c->plan = ibmb::khop_plan(c->ds.graph.view(), train, kp);
+  }
   c->features = features;
   // For the scipy peer (benchmarks/peers/run_scipy_extract.sh): the same graph and batches.
   if (const char* dir = std::getenv("IBMB_BENCH_EXPORT"); dir && *dir) {
