@@ -141,9 +141,10 @@ void bm_induced(benchmark::State& state) {
   state.counters["local_edges"] = static_cast<double>(edges);
 }
 
-/// Feature gather of every batch (single thread, read_batch_features into one buffer).
+/// Feature gather of every batch (read_batch_features into one buffer), T = range(1) threads.
 void bm_gather(benchmark::State& state) {
   const auto& s = get(state.range(0));
+  ibmb::scoped_threads th(static_cast<int>(state.range(1)));
   ibmb::materialize_options o;
   o.ids_only = true;
   o.fingerprint = false;
@@ -167,9 +168,11 @@ void bm_gather(benchmark::State& state) {
   state.counters["row_bytes"] = static_cast<double>(s.features * 4);
 }
 
-/// memcpy of the same bytes per batch, from contiguous (wrapping) runs of the feature array.
+/// memcpy of the same bytes per batch, from contiguous (wrapping) runs of the feature array;
+/// with T = range(1) threads each batch's bytes are split into T contiguous pieces.
 void bm_memcpy(benchmark::State& state) {
   const auto& s = get(state.range(0));
+  const int T = static_cast<int>(state.range(1));
   const auto F = static_cast<std::size_t>(s.features);
   const std::size_t total = s.ds.features.size();
   std::int64_t max_nodes = 0, all = 0;
@@ -182,13 +185,16 @@ void bm_memcpy(benchmark::State& state) {
   for (auto _ : state) {
     std::size_t at = 0;
     for (std::size_t b = 0; b < s.plan.num_batches(); ++b) {
-      std::size_t n = s.plan.batch_nodes(b).size() * F, done = 0;
-      while (done < n) {
-        const std::size_t k = std::min(n - done, total - at);
-        std::memcpy(out.data() + done, s.ds.features.data() + at, k * 4);
-        done += k;
-        at = (at + k) % total;
+      const std::size_t n = s.plan.batch_nodes(b).size() * F;
+      if (at + n > total) at = 0;  // one contiguous source run per batch
+#pragma omp parallel num_threads(T)
+      {
+        const std::size_t t = static_cast<std::size_t>(ibmb::thread_id()),
+                          nt = static_cast<std::size_t>(ibmb::team_size());
+        const std::size_t lo = n * t / nt, hi = n * (t + 1) / nt;
+        std::memcpy(out.data() + lo, s.ds.features.data() + at + lo, (hi - lo) * 4);
       }
+      at += n;
       benchmark::DoNotOptimize(out.data());
     }
     benchmark::ClobberMemory();
@@ -251,8 +257,15 @@ void bm_open_first_batch(benchmark::State& state) {
 
 BENCHMARK(bm_extract)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(bm_induced)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(bm_gather)->Arg(64)->Arg(128)->Unit(benchmark::kMillisecond);
-BENCHMARK(bm_memcpy)->Arg(64)->Arg(128)->Unit(benchmark::kMillisecond);
+// {feature width, threads}: 64 or 128 float32 features (256 or 512-byte rows), 1 or 2 threads.
+BENCHMARK(bm_gather)
+    ->ArgsProduct({{64, 128}, {1, 2}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(bm_memcpy)
+    ->ArgsProduct({{64, 128}, {1, 2}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK(bm_materialize)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(bm_open_first_batch)->Unit(benchmark::kMillisecond);
 

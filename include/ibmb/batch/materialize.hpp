@@ -282,9 +282,13 @@ batch_store materialize(const basic_dataset<I, O>& ds, const batch_plan<I>& plan
 }
 
 /// Gathers the float32 features of `v`'s nodes from the dataset into `out` (num_nodes x
-/// num_features): the read path of an ids-only store (works for any store).
+/// num_features): the read path of an ids-only store (works for any store). Every id is
+/// checked before any row is copied; batches of at least `parallel_bytes` bytes are copied by
+/// the OpenMP threads in contiguous chunks of rows (a random-row gather is bound by the
+/// misses one core keeps in flight, so a second core nearly doubles it).
 template <class I, class O>
-void read_batch_features(const basic_dataset<I, O>& ds, const batch_view& v, std::span<float> out) {
+void read_batch_features(const basic_dataset<I, O>& ds, const batch_view& v, std::span<float> out,
+                         std::size_t parallel_bytes = std::size_t{1} << 20) {
   const auto F = static_cast<std::size_t>(ds.num_features);
   const auto n = static_cast<std::size_t>(v.num_nodes());
   IBMB_EXPECTS(out.size() == n * F, "read_batch_features: output holds ", out.size(),
@@ -293,14 +297,27 @@ void read_batch_features(const basic_dataset<I, O>& ds, const batch_view& v, std
                "read_batch_features: the dataset holds ", ds.features.size(), " feature values");
   const auto N = static_cast<std::int64_t>(ds.num_nodes());
   for (std::size_t i = 0; i < n; ++i) {
-    if (i + detail::gather_ahead < n)
-      detail::prefetch_row(ds.features, v.node_ids[i + detail::gather_ahead], N, F);
     const std::int64_t id = v.node_ids[i];
     if (id < 0 || id >= N)
       throw out_of_range(detail::concat("read_batch_features: batch ", v.index, ", position ", i,
                                         ": id ", id, " outside the dataset's [0, ", N, ")"));
-    std::memcpy(out.data() + i * F, ds.features.data() + static_cast<std::size_t>(id) * F,
-                F * sizeof(float));
+  }
+  const auto rows = static_cast<std::int64_t>(n);
+  const bool parallel = n * F * sizeof(float) >= parallel_bytes;
+#pragma omp parallel if (parallel)
+  {
+    // One contiguous chunk per thread, each prefetching ahead within its own chunk.
+    const std::int64_t t = thread_id(), T = team_size();
+    const std::int64_t lo = rows * t / T, hi = rows * (t + 1) / T;
+    for (std::int64_t i = lo; i < hi; ++i) {
+      if (i + static_cast<std::int64_t>(detail::gather_ahead) < hi)
+        detail::prefetch_row(ds.features,
+                             v.node_ids[static_cast<std::size_t>(i) + detail::gather_ahead], N, F);
+      std::memcpy(out.data() + static_cast<std::size_t>(i) * F,
+                  ds.features.data() +
+                      static_cast<std::size_t>(v.node_ids[static_cast<std::size_t>(i)]) * F,
+                  F * sizeof(float));
+    }
   }
 }
 
