@@ -92,6 +92,28 @@ TEST_CASE("cli: train writes a report and a model that infer reads", "[cli]") {
     CHECK_THAT(slurp(out), Catch::Contains("\"accuracy\": ") && Catch::Contains("\"seconds\": ") &&
                                Catch::Contains(std::string("\"method\": \"") + m + "\""));
   }
+  // Batches materialized in pieces (one batch per piece here) score exactly like one store.
+  {
+    const auto whole = dir / "khop.json", pieces = dir / "khop_pieces.json";
+    r = run_cli(std::string("infer --data ") + tiny + " --model " + model +
+                " --method khop --batch-size 8 --max-store-gb 1e-9 --report " + pieces.string());
+    INFO(r.out);
+    REQUIRE(r.code == 0);
+    r = run_cli(std::string("infer --data ") + tiny + " --model " + model +
+                " --method khop --batch-size 8 --max-store-gb 0 --report " + whole.string());
+    REQUIRE(r.code == 0);
+    auto field = [](const std::string& text, const std::string& key) {
+      const auto at = text.find("\"" + key + "\": ");
+      REQUIRE(at != std::string::npos);
+      return text.substr(at, text.find_first_of(",}", at) - at);
+    };
+    const auto a = slurp(whole), b = slurp(pieces);
+    CHECK(field(a, "correct") == field(b, "correct"));
+    CHECK(field(a, "loss") == field(b, "loss"));
+    CHECK(field(a, "pieces") == "\"pieces\": 1");
+    CHECK(field(b, "pieces") != "\"pieces\": 1");
+    CHECK(field(a, "batches") == field(b, "batches"));
+  }
   // A model for another feature count does not fit this dataset.
   r = run_cli(
       "infer --data synthetic:nodes=600,avg_degree=6,classes=3,features=5,seed=2 "

@@ -192,7 +192,67 @@ TEST_CASE("materialize: float16/bfloat16 storage, ids-only mode, read_batch_feat
     REQUIRE(std::equal(got.begin(), got.end(), fv.begin(), fv.end()));
     std::vector<float> wrong(got.size() + 1);
     REQUIRE_THROWS_AS(read_batch_features(f.ds, v, wrong), invalid_argument);
+    // The threaded path (forced with parallel_bytes = 0) copies the same rows.
+    for (int t : {2, 3}) {
+      scoped_threads th(t);
+      std::vector<float> par(got.size(), -1.0f);
+      read_batch_features(f.ds, v, par, 0);
+      REQUIRE(par == got);
+    }
   }
+  // A bad id is reported before any row is copied, on the threaded path too.
+  std::vector<std::int64_t> ids(s.batch(0).node_ids.begin(), s.batch(0).node_ids.end());
+  ids.back() = f.ds.num_nodes();
+  batch_view bad = s.batch(0);
+  bad.node_ids = ids;
+  std::vector<float> out(ids.size() * 5, -1.0f);
+  scoped_threads th(2);
+  REQUIRE_THROWS_AS(read_batch_features(f.ds, bad, out, 0), out_of_range);
+  REQUIRE(std::all_of(out.begin(), out.end(), [](float x) { return x == -1.0f; }));
+}
+
+TEST_CASE("batch_plan::slice + chunk_batches: a plan materialized in pieces", "[store]") {
+  auto f = make_fixture(60, 7, 11, true);
+  const auto whole = materialize(f.ds, f.plan);
+  std::int64_t largest = 0, all = 0;
+  for (std::size_t b = 0; b < f.plan.num_batches(); ++b) {
+    largest = std::max<std::int64_t>(largest, f.plan.batch_nodes(b).size());
+    all += static_cast<std::int64_t>(f.plan.batch_nodes(b).size());
+  }
+  for (std::int64_t cap : {std::int64_t{1}, largest, largest + 3, 2 * largest, all, all + 1}) {
+    const auto bounds = chunk_batches(f.plan, cap);
+    REQUIRE(bounds.front() == 0);
+    REQUIRE(bounds.back() == f.plan.num_batches());
+    std::size_t b = 0;
+    for (std::size_t c = 0; c + 1 < bounds.size(); ++c) {
+      REQUIRE(bounds[c] < bounds[c + 1]);
+      const auto piece = f.plan.slice(bounds[c], bounds[c + 1]);
+      piece.validate(f.ds.num_nodes());
+      // at most `cap` rows, unless the piece is a single larger batch
+      if (piece.num_batches() > 1) REQUIRE(static_cast<std::int64_t>(piece.nodes.size()) <= cap);
+      // and no room left for the next batch
+      if (bounds[c + 1] < f.plan.num_batches())
+        REQUIRE(static_cast<std::int64_t>(piece.nodes.size() +
+                                          f.plan.batch_nodes(bounds[c + 1]).size()) > cap);
+      const auto s = materialize(f.ds, piece);
+      for (std::size_t i = 0; i < s.num_batches(); ++i, ++b) {
+        const auto u = s.batch(i), w = whole.batch(b);
+        REQUIRE(std::ranges::equal(u.node_ids, w.node_ids));
+        REQUIRE(u.num_outputs == w.num_outputs);
+        REQUIRE(std::ranges::equal(u.graph.indptr, w.graph.indptr));
+        REQUIRE(std::ranges::equal(u.graph.indices, w.graph.indices));
+        REQUIRE(std::ranges::equal(u.graph.weights, w.graph.weights));
+        REQUIRE(std::ranges::equal(u.features(), w.features()));
+      }
+    }
+    REQUIRE(b == whole.num_batches());
+  }
+  REQUIRE(chunk_batches(f.plan, 1).size() == f.plan.num_batches() + 1);
+  REQUIRE(chunk_batches(f.plan, all).size() == 2);
+  REQUIRE_THROWS_AS(chunk_batches(f.plan, 0), invalid_argument);
+  REQUIRE_THROWS_AS(f.plan.slice(2, 1), invalid_argument);
+  REQUIRE_THROWS_AS(f.plan.slice(0, f.plan.num_batches() + 1), invalid_argument);
+  REQUIRE(f.plan.slice(3, 3).num_batches() == 0);
 }
 
 TEST_CASE("float16 / bfloat16 conversions round to nearest even (brute force)", "[store]") {

@@ -1,4 +1,5 @@
 // ibmb train / ibmb infer: the reference GCN pipeline (examples/gcn).
+#include <algorithm>
 #include <chrono>
 #include <cstdarg>
 #include <cstdio>
@@ -75,6 +76,9 @@ struct train_options : common_options {
 struct infer_options : common_options {
   std::string model_file;
   std::string split = "test";
+  /// Batches built on the fly are materialized in consecutive pieces whose estimated size
+  /// stays under this (0 = all at once): L-hop batches of a large graph hold many copies of it.
+  double max_store_gb = 4.0;
 };
 
 void add_plan_flags(CLI::App* c, common_options& o) {
@@ -437,6 +441,56 @@ int run_train(const train_options& o) {
   return run_train(o, nullptr);
 }
 
+/// Batched inference on batches built for `nodes` with `o.method`, materialized in pieces of
+/// at most `o.max_store_gb` (estimated: ids, labels, local CSR at the graph's mean degree,
+/// float32 features); `pre` gets the planning + materialization time, `info` the store's
+/// counts (summed over the pieces, with their number).
+gcn::eval_result infer_built(const gcn::model<float>& net, const ibmb::dataset& ds,
+                             std::span<const std::int64_t> nodes, const infer_options& o,
+                             ibmb::normalization norm, double& pre, std::string& info) {
+  stopwatch t;
+  plan_options po = o.plan;
+  po.method = o.method;
+  po.seed = o.seed;
+  po.progress = progress_bar();
+  const auto plan = make_plan(ds, nodes, po);
+  const double mean_degree = ds.num_nodes() > 0 ? static_cast<double>(ds.graph.num_edges()) /
+                                                      static_cast<double>(ds.num_nodes())
+                                                : 0.0;
+  const double row_bytes = 24.0 + 12.0 * (mean_degree + 1.0) + 4.0 * ds.num_features;
+  const auto max_rows =
+      o.max_store_gb > 0
+          ? std::max<std::int64_t>(1, static_cast<std::int64_t>(o.max_store_gb * 1e9 / row_bytes))
+          : std::numeric_limits<std::int64_t>::max();
+  const auto bounds = ibmb::chunk_batches(plan, max_rows);
+  ibmb::materialize_options mo;
+  mo.norm = norm;
+  mo.params = store_params_of(po, static_cast<std::int64_t>(plan.num_batches()));
+  mo.fingerprint = false;
+  pre = t.seconds();
+  gcn::store_evaluator ev(net, ds);
+  std::int64_t total_nodes = 0, total_edges = 0;
+  for (std::size_t c = 0; c + 1 < bounds.size(); ++c) {
+    stopwatch tm;
+    // One piece: the plan itself (no copy).
+    const auto s = bounds.size() == 2
+                       ? ibmb::materialize(ds, plan, mo)
+                       : ibmb::materialize(ds, plan.slice(bounds[c], bounds[c + 1]), mo);
+    pre += tm.seconds();
+    ev.add(s);
+    total_nodes += s.total_nodes();
+    total_edges += s.total_edges();
+  }
+  json_object j;
+  j.add("batches", static_cast<std::int64_t>(plan.num_batches()))
+      .add("nodes", total_nodes)
+      .add("edges", total_edges)
+      .add("outputs", static_cast<std::int64_t>(plan.num_outputs()))
+      .add("pieces", static_cast<std::int64_t>(bounds.size() - 1));
+  info = j.str();
+  return ev.result(nodes);
+}
+
 int run_infer(const infer_options& o) {
   stopwatch total;
   const auto loaded = gcn::load_model(o.model_file);
@@ -455,16 +509,15 @@ int run_infer(const infer_options& o) {
     pre = t.seconds();
     e = gcn::evaluate_full(loaded.net, ds, full, nodes);
   } else {
-    ibmb::batch_store s;
     if (!o.batches.empty()) {
       stopwatch t;
-      s = open_store(o.batches, ds);
+      const auto s = open_store(o.batches, ds);
       pre = t.seconds();
+      e = gcn::evaluate_store(loaded.net, s, ds, nodes);
+      store_info = store_json(s);
     } else {
-      s = build_store(ds, nodes, o, norm, pre);
+      e = infer_built(loaded.net, ds, nodes, o, norm, pre, store_info);
     }
-    e = gcn::evaluate_store(loaded.net, s, ds, nodes);
-    store_info = store_json(s);
   }
   std::printf(
       "%s inference on %s (%s, %zu nodes): accuracy %.4f in %.3f s (preprocessing %.3f s)\n",
@@ -572,6 +625,10 @@ void add_train_commands(CLI::App& app, command_list& cmds) {
     c->add_option("--seed", o->seed, "Seed of METIS and random batches")
         ->check(CLI::NonNegativeNumber);
     c->add_option("--report", o->report, "JSON report (written atomically)")->required();
+    c->add_option("--max-store-gb", o->max_store_gb,
+                  "Batches built on the fly are materialized in pieces of at most this many GB "
+                  "(estimated; 0 = all at once)")
+        ->check(CLI::NonNegativeNumber);
     add_plan_flags(c, *o);
     cmds.push_back({c, [o] {
                       if (o->method == "full" && !o->batches.empty())

@@ -48,6 +48,16 @@ struct batch_plan {
     node_ptr.push_back(static_cast<std::int64_t>(nodes.size()));
   }
 
+  /// Batches [first, last) as a plan of their own (copies their lists): to materialize a plan
+  /// in pieces when the whole store would not fit in memory (see `chunk_batches`).
+  [[nodiscard]] batch_plan slice(std::size_t first, std::size_t last) const {
+    IBMB_EXPECTS(first <= last && last <= num_batches(), "batch_plan::slice: [", first, ", ", last,
+                 ") outside the plan's ", num_batches(), " batches");
+    batch_plan p;
+    for (std::size_t b = first; b < last; ++b) p.push_batch(batch_outputs(b), batch_nodes(b));
+    return p;
+  }
+
   /// Checks the structure: pointer arrays consistent, each batch's outputs and nodes sorted and
   /// unique, outputs ⊂ nodes, ids in [0, num_nodes). Throws `ibmb::format_error` naming the
   /// batch and position of the first problem. (Whether the outputs of different batches
@@ -90,5 +100,24 @@ struct batch_plan {
 
   bool operator==(const batch_plan&) const = default;
 };
+
+/// Splits a plan's batches into consecutive ranges [bounds[c], bounds[c+1]) holding at most
+/// `max_nodes` node rows each (a batch larger than that gets a range of its own), in order.
+template <class I>
+std::vector<std::size_t> chunk_batches(const batch_plan<I>& plan, std::int64_t max_nodes) {
+  IBMB_EXPECTS(max_nodes > 0, "chunk_batches: max_nodes = ", max_nodes, " must be > 0");
+  std::vector<std::size_t> bounds{0};
+  std::int64_t rows = 0;
+  for (std::size_t b = 0; b < plan.num_batches(); ++b) {
+    const std::int64_t n = plan.node_ptr[b + 1] - plan.node_ptr[b];
+    if (b > bounds.back() && rows + n > max_nodes) {
+      bounds.push_back(b);
+      rows = 0;
+    }
+    rows += n;
+  }
+  if (plan.num_batches() > bounds.back()) bounds.push_back(plan.num_batches());
+  return bounds;
+}
 
 }  // namespace ibmb

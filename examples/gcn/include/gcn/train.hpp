@@ -172,41 +172,67 @@ eval_result evaluate_full(const model<T>& m, const ibmb::dataset& ds, const full
   return e;
 }
 
+/// Batched inference over one or several stores (a plan materialized in pieces when the whole
+/// store would not fit in memory): `add(store)` runs every batch once and keeps the
+/// predictions for its outputs; `result(nodes)` scores them (a node no batch outputs counts as
+/// wrong and is reported in `missing`). `seconds` covers the forward passes and the scoring.
+class store_evaluator {
+ public:
+  store_evaluator(const model<float>& m, const ibmb::dataset& ds)
+      : m_(m), ds_(ds), pred_(static_cast<std::size_t>(ds.num_nodes()), -1) {
+    check_fits(m.config(), ds);
+  }
+
+  void add(const ibmb::batch_store& store) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (std::size_t b = 0; b < store.num_batches(); ++b) {
+      const auto v = store.batch(b);
+      const float* f = detail::batch_features(v, ds_, buf_);
+      const const_map<float> x(f, v.num_nodes(), ds_.num_features);
+      std::vector<std::int64_t> rows(static_cast<std::size_t>(v.num_outputs));
+      std::iota(rows.begin(), rows.end(), 0);
+      const auto p = make_propagation(detail::batch_ref(v), m_.config().kind, rows, true, false);
+      const auto& logits = forward<float>(m_, x, p, false, {}, cache_);
+      const auto am = detail::argmax_rows(logits);
+      const auto out = v.output_ids();
+      const auto y = detail::labels_of(ds_, out);
+      const auto l = softmax_cross_entropy<float>(logits, y, nullptr);
+      loss_sum_ += l.loss * static_cast<double>(l.count);
+      loss_count_ += l.count;
+      for (std::size_t i = 0; i < out.size(); ++i) pred_[static_cast<std::size_t>(out[i])] = am[i];
+    }
+    seconds_ += seconds_since(t0);
+  }
+
+  [[nodiscard]] eval_result result(std::span<const std::int64_t> nodes) const {
+    const auto t0 = std::chrono::steady_clock::now();
+    eval_result e;
+    e.predictions.resize(nodes.size());
+    for (std::size_t i = 0; i < nodes.size(); ++i)
+      e.predictions[i] = pred_[static_cast<std::size_t>(nodes[i])];
+    e.loss = loss_count_ ? loss_sum_ / static_cast<double>(loss_count_) : 0.0;
+    detail::score(e, ds_, nodes);
+    e.seconds = seconds_ + seconds_since(t0);
+    return e;
+  }
+
+ private:
+  const model<float>& m_;
+  const ibmb::dataset& ds_;
+  std::vector<std::int64_t> pred_;
+  std::vector<float> buf_;
+  forward_cache<float> cache_;
+  double loss_sum_ = 0, seconds_ = 0;
+  std::int64_t loss_count_ = 0;
+};
+
 /// Batched inference: every batch of `store` once, predictions for its outputs; scored on
 /// `nodes` (a node no batch outputs counts as wrong and is reported in `missing`).
 inline eval_result evaluate_store(const model<float>& m, const ibmb::batch_store& store,
                                   const ibmb::dataset& ds, std::span<const std::int64_t> nodes) {
-  check_fits(m.config(), ds);
-  const auto t0 = std::chrono::steady_clock::now();
-  std::vector<std::int64_t> pred(static_cast<std::size_t>(ds.num_nodes()), -1);
-  std::vector<float> buf;
-  forward_cache<float> cache;
-  double loss_sum = 0;
-  std::int64_t loss_count = 0;
-  for (std::size_t b = 0; b < store.num_batches(); ++b) {
-    const auto v = store.batch(b);
-    const float* f = detail::batch_features(v, ds, buf);
-    const const_map<float> x(f, v.num_nodes(), ds.num_features);
-    std::vector<std::int64_t> rows(static_cast<std::size_t>(v.num_outputs));
-    std::iota(rows.begin(), rows.end(), 0);
-    const auto p = make_propagation(detail::batch_ref(v), m.config().kind, rows, true, false);
-    const auto& logits = forward<float>(m, x, p, false, {}, cache);
-    const auto am = detail::argmax_rows(logits);
-    const auto out = v.output_ids();
-    const auto y = detail::labels_of(ds, out);
-    const auto l = softmax_cross_entropy<float>(logits, y, nullptr);
-    loss_sum += l.loss * static_cast<double>(l.count);
-    loss_count += l.count;
-    for (std::size_t i = 0; i < out.size(); ++i) pred[static_cast<std::size_t>(out[i])] = am[i];
-  }
-  eval_result e;
-  e.predictions.resize(nodes.size());
-  for (std::size_t i = 0; i < nodes.size(); ++i)
-    e.predictions[i] = pred[static_cast<std::size_t>(nodes[i])];
-  e.loss = loss_count ? loss_sum / static_cast<double>(loss_count) : 0.0;
-  detail::score(e, ds, nodes);
-  e.seconds = seconds_since(t0);
-  return e;
+  store_evaluator ev(m, ds);
+  ev.add(store);
+  return ev.result(nodes);
 }
 
 /// Loss and accuracy of one pass over the training data.
