@@ -90,7 +90,8 @@ class device_batch_store {
 
   /// Batch b for work on the resources' stream; `next` (default b + 1, -1 for none) is
   /// prefetched when streaming. Call it after enqueuing all work on the previous batch: in
-  /// streaming mode a view stays valid until the second `get` after the one that returned it.
+  /// streaming mode a view is valid only for work enqueued on the stream before the next
+  /// `get` (that call prefetches `next` into the previous batch's slot).
   device_batch_view get(std::int64_t b, std::int64_t next = -2) {
     IBMB_EXPECTS_AS(out_of_range, b >= 0 && b < num_batches(), "device_batch_store: batch ", b,
                     " outside [0, ", num_batches(), ")");

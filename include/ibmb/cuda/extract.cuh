@@ -155,7 +155,7 @@ __global__ void extract_weights(device_csr_view<I, O, float> g, int kind, const 
 }
 
 /// is_out[q] = 1 when the node at sorted position q is one of its batch's outputs.
-__global__ void extract_flag_outputs(const std::int64_t* node_ptr, const std::int64_t* out_ptr,
+inline __global__ void extract_flag_outputs(const std::int64_t* node_ptr, const std::int64_t* out_ptr,
                                      const std::int64_t* nodes, const std::int64_t* outputs,
                                      std::int64_t B, std::int64_t NT, std::int64_t* is_out) {
   IBMB_CUDA_GRID_STRIDE(q, NT) {
@@ -167,7 +167,7 @@ __global__ void extract_flag_outputs(const std::int64_t* node_ptr, const std::in
 }
 
 /// perm[q] = local id (outputs first) of sorted position q; ids[n0 + perm[q]] = nodes[q].
-__global__ void extract_order(const std::int64_t* node_ptr, const std::int64_t* out_ptr,
+inline __global__ void extract_order(const std::int64_t* node_ptr, const std::int64_t* out_ptr,
                               const std::int64_t* nodes, const std::int64_t* is_out,
                               const std::int64_t* out_before, std::int64_t B, std::int64_t NT,
                               std::int64_t* perm, std::int64_t* ids) {
@@ -203,7 +203,7 @@ __global__ void extract_count(device_csr_view<I, O, float> g, const std::int64_t
 
 /// Local CSR pointers of every batch and edge_ptr from the scanned row lengths `start`
 /// (NT + 1 entries).
-__global__ void extract_pointers(const std::int64_t* node_ptr, const std::int64_t* start,
+inline __global__ void extract_pointers(const std::int64_t* node_ptr, const std::int64_t* start,
                                  std::int64_t B, std::int64_t NT, std::int64_t* indptr,
                                  std::int64_t* edge_ptr) {
   IBMB_CUDA_GRID_STRIDE(q, NT) {
@@ -240,7 +240,7 @@ __global__ void extract_fill(device_csr_view<I, O, float> g, const float* gw,
   }
 }
 
-__global__ void extract_gather(const std::int64_t* ids, std::int64_t NT, const float* features,
+inline __global__ void extract_gather(const std::int64_t* ids, std::int64_t NT, const float* features,
                                std::int64_t F, const std::int64_t* labels, float* out_features,
                                std::int64_t* out_labels) {
   if (labels) {

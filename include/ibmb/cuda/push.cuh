@@ -36,6 +36,7 @@
 #include <cub/device/device_segmented_sort.cuh>
 #include <limits>
 #include <span>
+#include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -322,7 +323,7 @@ __global__ void push_take(std::int64_t count, const I* sources, const std::uint6
 
 /// Number of settled entries of each source that are other outputs (out_pos[v] >= 0, v not the
 /// source's own position).
-__global__ void push_pair_count(std::int64_t count, const std::int64_t* position,
+inline __global__ void push_pair_count(std::int64_t count, const std::int64_t* position,
                                 const std::uint64_t* sorted, const std::int32_t* seg_begin,
                                 const std::int32_t* seg_end, const std::int64_t* out_pos,
                                 std::int64_t* pair_count) {
@@ -342,7 +343,7 @@ __global__ void push_pair_count(std::int64_t count, const std::int64_t* position
 
 /// The pairs themselves, (j << 32) | bits(score), at pair_off[s] (order within a source: the
 /// sorted order; the host sorts each row by j).
-__global__ void push_pair_write(std::int64_t count, const std::int64_t* position,
+inline __global__ void push_pair_write(std::int64_t count, const std::int64_t* position,
                                 const std::uint64_t* sorted, const std::int32_t* seg_begin,
                                 const std::int32_t* seg_end, const std::int64_t* out_pos,
                                 const std::int64_t* pair_off, std::uint64_t* pairs) {
@@ -481,8 +482,12 @@ template <class I, class O, class W>
     IBMB_CUDA_TRY(cudaMemGetInfo(&free_b, &total_b));
     budget = std::min<std::size_t>(free_b / 10 * 4, std::size_t{8} << 30);
   }
+  // Rounds whose table does not fit the budget are not planned: a call fails only when some
+  // source actually needs such a table (`too_big` names it), so a huge graph whose sources all
+  // fit the small tables still runs.
   std::vector<push_layout<I>> layouts(round_slots.size());
   std::size_t arena_bytes = 0;
+  std::string too_big;
   for (std::size_t r = 0; r < round_slots.size(); ++r) {
     const std::int64_t slots = round_slots[r];
     const std::int64_t stride = stride_of(slots);
@@ -492,11 +497,13 @@ template <class I, class O, class W>
     chunk = std::min<std::int64_t>(chunk, (std::int64_t{INT_MAX} - 1) / (slots / 2));
     chunk = std::min(chunk, std::max<std::int64_t>(n_out, 1));
     if (dp.max_chunk > 0) chunk = std::min(chunk, dp.max_chunk);
-    if (chunk < 1)
-      throw backend_error(::ibmb::detail::concat(
-          "cuda push: a table of ", slots, " slots needs ", per,
-          " bytes per source, more than the ", budget,
-          "-byte workspace (raise push_device_params::workspace_bytes or use the CPU)"));
+    if (chunk < 1) {
+      too_big = ::ibmb::detail::concat(
+          "cuda push: a table of ", slots, " slots needs ", per, " bytes per source, more than the ",
+          budget, "-byte workspace (raise push_device_params::workspace_bytes or use the CPU)");
+      layouts.resize(r);
+      break;
+    }
     layouts[r].plan(slots, stride, chunk, s);
     while (layouts[r].total > budget && chunk > 1) {  // the CUB temporaries did not fit
       chunk = chunk * 3 / 4;
@@ -504,6 +511,8 @@ template <class I, class O, class W>
     }
     arena_bytes = std::max(arena_bytes, layouts[r].total);
   }
+
+  if (layouts.empty()) throw backend_error(too_big);
 
   // Everything allocated here, before any loop.
   device_buffer<std::byte> arena(arena_bytes, s);
@@ -691,6 +700,9 @@ template <class I, class O, class W>
     if (round == 0) st.overflowed = static_cast<std::int64_t>(retry.size());
     todo = std::move(retry);
   }
+  if (!todo.empty() && !too_big.empty())
+    throw backend_error(::ibmb::detail::concat(too_big, " (", todo.size(),
+                                               " sources overflowed the tables that fit)"));
   if (!todo.empty())
     throw backend_error(::ibmb::detail::concat(
         "cuda push: ", todo.size(), " sources (first: output ", todo.front(), ", node ",
