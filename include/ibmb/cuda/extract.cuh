@@ -155,9 +155,10 @@ __global__ void extract_weights(device_csr_view<I, O, float> g, int kind, const 
 }
 
 /// is_out[q] = 1 when the node at sorted position q is one of its batch's outputs.
-inline __global__ void extract_flag_outputs(const std::int64_t* node_ptr, const std::int64_t* out_ptr,
-                                     const std::int64_t* nodes, const std::int64_t* outputs,
-                                     std::int64_t B, std::int64_t NT, std::int64_t* is_out) {
+inline __global__ void extract_flag_outputs(const std::int64_t* node_ptr,
+                                            const std::int64_t* out_ptr, const std::int64_t* nodes,
+                                            const std::int64_t* outputs, std::int64_t B,
+                                            std::int64_t NT, std::int64_t* is_out) {
   IBMB_CUDA_GRID_STRIDE(q, NT) {
     const std::int64_t b = batch_of(node_ptr, B, q);
     const std::int64_t o0 = out_ptr[b], o1 = out_ptr[b + 1];
@@ -168,9 +169,9 @@ inline __global__ void extract_flag_outputs(const std::int64_t* node_ptr, const 
 
 /// perm[q] = local id (outputs first) of sorted position q; ids[n0 + perm[q]] = nodes[q].
 inline __global__ void extract_order(const std::int64_t* node_ptr, const std::int64_t* out_ptr,
-                              const std::int64_t* nodes, const std::int64_t* is_out,
-                              const std::int64_t* out_before, std::int64_t B, std::int64_t NT,
-                              std::int64_t* perm, std::int64_t* ids) {
+                                     const std::int64_t* nodes, const std::int64_t* is_out,
+                                     const std::int64_t* out_before, std::int64_t B,
+                                     std::int64_t NT, std::int64_t* perm, std::int64_t* ids) {
   IBMB_CUDA_GRID_STRIDE(q, NT) {
     const std::int64_t b = batch_of(node_ptr, B, q);
     const std::int64_t n0 = node_ptr[b];
@@ -204,8 +205,8 @@ __global__ void extract_count(device_csr_view<I, O, float> g, const std::int64_t
 /// Local CSR pointers of every batch and edge_ptr from the scanned row lengths `start`
 /// (NT + 1 entries).
 inline __global__ void extract_pointers(const std::int64_t* node_ptr, const std::int64_t* start,
-                                 std::int64_t B, std::int64_t NT, std::int64_t* indptr,
-                                 std::int64_t* edge_ptr) {
+                                        std::int64_t B, std::int64_t NT, std::int64_t* indptr,
+                                        std::int64_t* edge_ptr) {
   IBMB_CUDA_GRID_STRIDE(q, NT) {
     const std::int64_t b = batch_of(node_ptr, B, q);
     indptr[q + b] = start[q] - start[node_ptr[b]];
@@ -240,9 +241,10 @@ __global__ void extract_fill(device_csr_view<I, O, float> g, const float* gw,
   }
 }
 
-inline __global__ void extract_gather(const std::int64_t* ids, std::int64_t NT, const float* features,
-                               std::int64_t F, const std::int64_t* labels, float* out_features,
-                               std::int64_t* out_labels) {
+inline __global__ void extract_gather(const std::int64_t* ids, std::int64_t NT,
+                                      const float* features, std::int64_t F,
+                                      const std::int64_t* labels, float* out_features,
+                                      std::int64_t* out_labels) {
   if (labels) {
     IBMB_CUDA_GRID_STRIDE(r, NT) out_labels[r] = labels[ids[r]];
   }

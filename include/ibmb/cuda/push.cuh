@@ -324,9 +324,9 @@ __global__ void push_take(std::int64_t count, const I* sources, const std::uint6
 /// Number of settled entries of each source that are other outputs (out_pos[v] >= 0, v not the
 /// source's own position).
 inline __global__ void push_pair_count(std::int64_t count, const std::int64_t* position,
-                                const std::uint64_t* sorted, const std::int32_t* seg_begin,
-                                const std::int32_t* seg_end, const std::int64_t* out_pos,
-                                std::int64_t* pair_count) {
+                                       const std::uint64_t* sorted, const std::int32_t* seg_begin,
+                                       const std::int32_t* seg_end, const std::int64_t* out_pos,
+                                       std::int64_t* pair_count) {
   const unsigned lane = threadIdx.x & 31u;
   const std::int64_t warp = (blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x) >> 5;
   const std::int64_t warps = (static_cast<std::int64_t>(gridDim.x) * blockDim.x) >> 5;
@@ -344,9 +344,9 @@ inline __global__ void push_pair_count(std::int64_t count, const std::int64_t* p
 /// The pairs themselves, (j << 32) | bits(score), at pair_off[s] (order within a source: the
 /// sorted order; the host sorts each row by j).
 inline __global__ void push_pair_write(std::int64_t count, const std::int64_t* position,
-                                const std::uint64_t* sorted, const std::int32_t* seg_begin,
-                                const std::int32_t* seg_end, const std::int64_t* out_pos,
-                                const std::int64_t* pair_off, std::uint64_t* pairs) {
+                                       const std::uint64_t* sorted, const std::int32_t* seg_begin,
+                                       const std::int32_t* seg_end, const std::int64_t* out_pos,
+                                       const std::int64_t* pair_off, std::uint64_t* pairs) {
   const unsigned lane = threadIdx.x & 31u;
   const unsigned lt_mask = (1u << lane) - 1u;
   const std::int64_t warp = (blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x) >> 5;
@@ -499,8 +499,9 @@ template <class I, class O, class W>
     if (dp.max_chunk > 0) chunk = std::min(chunk, dp.max_chunk);
     if (chunk < 1) {
       too_big = ::ibmb::detail::concat(
-          "cuda push: a table of ", slots, " slots needs ", per, " bytes per source, more than the ",
-          budget, "-byte workspace (raise push_device_params::workspace_bytes or use the CPU)");
+          "cuda push: a table of ", slots, " slots needs ", per,
+          " bytes per source, more than the ", budget,
+          "-byte workspace (raise push_device_params::workspace_bytes or use the CPU)");
       layouts.resize(r);
       break;
     }

@@ -30,7 +30,7 @@ __device__ inline std::uint64_t topk_key(float s, std::int64_t v) {
 
 /// keys[(j - c0) * n + v] = key of scores[v * B + j] for columns j in [c0, c0 + nc).
 inline __global__ void topk_make_keys(const float* scores, std::int64_t n, int B, int c0, int nc,
-                               std::uint64_t* keys) {
+                                      std::uint64_t* keys) {
   const std::int64_t total = n * nc;
   for (std::int64_t e = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; e < total;
        e += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
@@ -48,7 +48,7 @@ inline __global__ void topk_offsets(std::int64_t n, int nc, int* offsets) {
 /// The first k keys of each sorted column into ids (-1 where the column has fewer positive
 /// scores) and scores.
 inline __global__ void topk_take(const std::uint64_t* sorted, std::int64_t n, int c0, int nc,
-                          std::int64_t k, std::int64_t* ids, float* scores) {
+                                 std::int64_t k, std::int64_t* ids, float* scores) {
   const std::int64_t total = static_cast<std::int64_t>(nc) * k;
   for (std::int64_t e = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; e < total;
        e += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
