@@ -73,7 +73,11 @@ def main():
     train = {k: v for k, v in train.items() if len(v) > 1}
     if train:
         names = sorted(train)
-        fig, axes = plt.subplots(1, len(names), figsize=(4.8 * len(names), 3.6), squeeze=False)
+        cols = min(3, len(names))
+        rows = (len(names) + cols - 1) // cols
+        fig, axes = plt.subplots(rows, cols, figsize=(4.8 * cols, 3.6 * rows), squeeze=False)
+        for ax in list(axes.flat)[len(names):]:
+            ax.axis("off")
         for ax, name in zip(axes.flat, names):
             for m in METHODS:
                 r = train[name].get(m)
