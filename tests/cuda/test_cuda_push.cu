@@ -214,6 +214,31 @@ TEST_CASE("cuda push: overflowing tables are rerun with larger ones, never used"
   CHECK(st.overflowed > 0);
 }
 
+TEST_CASE("cuda push: a workspace too small for the largest table fails only when needed",
+          "[cuda]") {
+  if (no_device()) return;
+  const graph g = generated(3000, 5);
+  const auto outs = random_outputs(g.num_rows, 200, 9);
+  ibmb::cuda::push_device_params dp;
+  dp.table_slots = 128;  // rounds of 128, 512, 2048, 8192 slots (next_pow2(2N))
+  dp.table_growth = 4;
+  dp.workspace_bytes = std::size_t{64} << 10;  // room for the two small tables only
+  ibmb::ppr_params p;
+  p.topk = 8;
+  p.eps = 1e-2;  // small pushes: every source fits the first table
+  ibmb::cuda::push_device_stats st;
+  check_against_cpu(g, std::span<const std::int64_t>(outs), p, dp, &st);
+  CHECK(st.rounds == 1);
+  CHECK(st.overflowed == 0);
+  // Big pushes overflow the tables that fit: a clear error naming the workspace.
+  p.eps = 1e-5;
+  ibmb::cuda::resources res;
+  ibmb::cuda::device_csr<std::int64_t, std::int64_t, float> dg(g.view(), res);
+  REQUIRE_THROWS_WITH(
+      ibmb::cuda::nodewise_ppr(res, dg.view(), std::span<const std::int64_t>(outs), p, dp),
+      Catch::Contains("workspace") && Catch::Contains("overflowed the tables that fit"));
+}
+
 TEST_CASE("cuda push agrees with the CPU on cora (every node an output)", "[cuda]") {
   if (no_device()) return;
   const auto g = load_cora();
