@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <memory>
 #include <numeric>
@@ -249,10 +250,17 @@ int main(int argc, char** argv) {
     const bool narrow = env("IBMB_INDEX_BITS", "64") == "32";
     auto run = [&](auto view, const auto& o) {
       using I = typename std::decay_t<decltype(o)>::value_type;
-      const auto t0 = std::chrono::steady_clock::now();
-      const auto m = ibmb::nodewise_ppr(view, std::span<const I>(o), p);
-      const double sec =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      // Best of IBMB_REPEATS runs (default 3), as the peer script times PPRGo: one run of a
+      // fraction of a second swings by 2x on a shared machine.
+      const int reps = std::max(1, std::atoi(env("IBMB_REPEATS", "3").c_str()));
+      double sec = std::numeric_limits<double>::infinity();
+      ibmb::ppr_matrix<I, float> m;
+      for (int r = 0; r < reps; ++r) {
+        const auto t0 = std::chrono::steady_clock::now();
+        m = ibmb::nodewise_ppr(view, std::span<const I>(o), p);
+        sec = std::min(
+            sec, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      }
       const std::filesystem::path d(dir);
       std::vector<std::int64_t> idx(m.indices.begin(), m.indices.end());
       ibmb::write_npy<std::int64_t>(d / "ours_indptr.npy", m.indptr,
@@ -262,7 +270,7 @@ int main(int argc, char** argv) {
       ibmb::write_npy<float>(d / "ours_data.npy", m.values,
                              {static_cast<std::int64_t>(m.values.size())});
       std::cout << "{\"seconds\": " << sec << ", \"outputs\": " << o.size()
-                << ", \"index_bits\": " << 8 * sizeof(I)
+                << ", \"repeats\": " << reps << ", \"index_bits\": " << 8 * sizeof(I)
                 << ", \"edges_relaxed\": " << m.counters.edges_relaxed
                 << ", \"pushes\": " << m.counters.pushes
                 << ", \"peak_rss_bytes\": " << static_cast<std::int64_t>(peak_rss_bytes()) << "}\n";

@@ -45,11 +45,12 @@ IBMB_BENCH_EXPORT="$DATA" IBMB_BENCH_NODES=$NODES IBMB_BENCH_OUTPUTS=$OUTPUTS "$
 for EPS in ${EPS_LIST:-2e-4 1e-5}; do
   for K in ${K_LIST:-16 64}; do
     for T in ${THREADS_LIST:-1 2}; do
-      # The peer runs once per configuration; ours once per column-id width (64: the
-      # library's default int64 graph; 32: int32 column ids, as PPRGo's scipy CSR has).
+      # The peer runs per configuration, ours per column-id width (64: the library's default
+      # int64 graph; 32: int32 column ids, as PPRGo's scipy CSR has); each side is timed as
+      # the best of REPEATS runs (default 3).
       for BITS in ${INDEX_BITS_LIST:-64 32}; do
         IBMB_BENCH_RUN="$DATA" IBMB_BENCH_NODES=$NODES IBMB_BENCH_OUTPUTS=$OUTPUTS \
-          IBMB_EPS=$EPS IBMB_TOPK=$K IBMB_THREADS=$T IBMB_INDEX_BITS=$BITS "$BENCH" \
+          IBMB_EPS=$EPS IBMB_TOPK=$K IBMB_THREADS=$T IBMB_INDEX_BITS=$BITS IBMB_REPEATS=${REPEATS:-3} "$BENCH" \
           > "$TMP/ours$BITS.json"
       done
       for BITS in ${INDEX_BITS_LIST:-64 32}; do
@@ -57,7 +58,7 @@ for EPS in ${EPS_LIST:-2e-4 1e-5}; do
       done
       echo -n "peer="
       $PY "$HERE/pprgo_push.py" "$TMP" "$DATA" --alpha 0.25 --eps "$EPS" --topk "$K" \
-        --threads "$T" $(for BITS in ${INDEX_BITS_LIST:-64 32}; do echo --ours-json "$TMP/ours$BITS.json"; done)
+        --threads "$T" --repeats "${REPEATS:-3}" $(for BITS in ${INDEX_BITS_LIST:-64 32}; do echo --ours-json "$TMP/ours$BITS.json"; done)
     done
   done
 done
