@@ -90,6 +90,15 @@ batch_store materialize_impl(const basic_dataset<I, O>& ds, const batch_plan<I>&
   std::vector<std::int64_t> loc_ptr(static_cast<std::size_t>(NT + B));
   std::vector<std::int64_t> loc_idx;
   std::vector<float> loc_w;
+  {
+    // Capacity for every scanned entry (an upper bound of the kept ones), reserved but not
+    // touched: the buffers then grow without reallocating and copying.
+    std::int64_t scanned = 0;
+#pragma omp parallel for reduction(+ : scanned) schedule(static)
+    for (std::int64_t i = 0; i < NT; ++i) scanned += g.degree(ids[static_cast<std::size_t>(i)]);
+    loc_idx.reserve(static_cast<std::size_t>(scanned));
+    loc_w.reserve(static_cast<std::size_t>(scanned));
+  }
   for (std::int64_t b = 0; b < B; ++b) {
     const std::int64_t n0 = plan.node_ptr[static_cast<std::size_t>(b)];
     const std::int64_t nn = plan.node_ptr[static_cast<std::size_t>(b) + 1] - n0;
