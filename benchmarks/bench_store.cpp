@@ -187,11 +187,10 @@ void bm_memcpy(benchmark::State& state) {
     for (std::size_t b = 0; b < s.plan.num_batches(); ++b) {
       const std::size_t n = s.plan.batch_nodes(b).size() * F;
       if (at + n > total) at = 0;  // one contiguous source run per batch
-#pragma omp parallel num_threads(T)
-      {
-        const std::size_t t = static_cast<std::size_t>(ibmb::thread_id()),
-                          nt = static_cast<std::size_t>(ibmb::team_size());
-        const std::size_t lo = n * t / nt, hi = n * (t + 1) / nt;
+#pragma omp parallel for num_threads(T) schedule(static, 1)
+      for (int t = 0; t < T; ++t) {
+        const std::size_t lo = n * static_cast<std::size_t>(t) / static_cast<std::size_t>(T),
+                          hi = n * static_cast<std::size_t>(t + 1) / static_cast<std::size_t>(T);
         std::memcpy(out.data() + lo, s.ds.features.data() + at + lo, (hi - lo) * 4);
       }
       at += n;

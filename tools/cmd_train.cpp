@@ -120,20 +120,32 @@ const std::vector<std::int64_t>& split_nodes(const ibmb::dataset& ds, std::strin
   return ds.test_idx;
 }
 
-/// Batches for `outputs` with `o.method`, timed (plan + materialize).
-ibmb::batch_store build_store(const ibmb::dataset& ds, std::span<const std::int64_t> outputs,
-                              const common_options& o, ibmb::normalization norm, double& seconds) {
-  stopwatch t;
+/// The plan of `o.method` for `outputs` and the options that materialize it (recording the
+/// plan's parameters in the store header).
+struct planned_batches {
+  ibmb::batch_plan<std::int64_t> plan;
+  ibmb::materialize_options options;
+};
+
+planned_batches plan_batches(const ibmb::dataset& ds, std::span<const std::int64_t> outputs,
+                             const common_options& o, ibmb::normalization norm) {
   plan_options po = o.plan;
   po.method = o.method;
   po.seed = o.seed;
   po.progress = progress_bar();
-  const auto plan = make_plan(ds, outputs, po);
-  ibmb::materialize_options mo;
-  mo.norm = norm;
-  mo.params = store_params_of(po, static_cast<std::int64_t>(plan.num_batches()));
-  mo.fingerprint = false;
-  auto s = ibmb::materialize(ds, plan, mo);
+  planned_batches r{make_plan(ds, outputs, po), {}};
+  r.options.norm = norm;
+  r.options.params = store_params_of(po, static_cast<std::int64_t>(r.plan.num_batches()));
+  r.options.fingerprint = false;
+  return r;
+}
+
+/// Batches for `outputs` with `o.method`, timed (plan + materialize).
+ibmb::batch_store build_store(const ibmb::dataset& ds, std::span<const std::int64_t> outputs,
+                              const common_options& o, ibmb::normalization norm, double& seconds) {
+  stopwatch t;
+  const auto pb = plan_batches(ds, outputs, o, norm);
+  auto s = ibmb::materialize(ds, pb.plan, pb.options);
   seconds = t.seconds();
   return s;
 }
@@ -449,11 +461,7 @@ gcn::eval_result infer_built(const gcn::model<float>& net, const ibmb::dataset& 
                              std::span<const std::int64_t> nodes, const infer_options& o,
                              ibmb::normalization norm, double& pre, std::string& info) {
   stopwatch t;
-  plan_options po = o.plan;
-  po.method = o.method;
-  po.seed = o.seed;
-  po.progress = progress_bar();
-  const auto plan = make_plan(ds, nodes, po);
+  const auto [plan, mo] = plan_batches(ds, nodes, o, norm);
   const double mean_degree = ds.num_nodes() > 0 ? static_cast<double>(ds.graph.num_edges()) /
                                                       static_cast<double>(ds.num_nodes())
                                                 : 0.0;
@@ -463,10 +471,6 @@ gcn::eval_result infer_built(const gcn::model<float>& net, const ibmb::dataset& 
           ? std::max<std::int64_t>(1, static_cast<std::int64_t>(o.max_store_gb * 1e9 / row_bytes))
           : std::numeric_limits<std::int64_t>::max();
   const auto bounds = ibmb::chunk_batches(plan, max_rows);
-  ibmb::materialize_options mo;
-  mo.norm = norm;
-  mo.params = store_params_of(po, static_cast<std::int64_t>(plan.num_batches()));
-  mo.fingerprint = false;
   pre = t.seconds();
   gcn::store_evaluator ev(net, ds);
   std::int64_t total_nodes = 0, total_edges = 0;

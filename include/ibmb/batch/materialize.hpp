@@ -313,20 +313,16 @@ void read_batch_features(const basic_dataset<I, O>& ds, const batch_view& v, std
   }
   const auto rows = static_cast<std::int64_t>(n);
   const bool parallel = n * F * sizeof(float) >= parallel_bytes;
-#pragma omp parallel if (parallel)
-  {
-    // One contiguous chunk per thread, each prefetching ahead within its own chunk.
-    const std::int64_t t = thread_id(), T = team_size();
-    const std::int64_t lo = rows * t / T, hi = rows * (t + 1) / T;
-    for (std::int64_t i = lo; i < hi; ++i) {
-      if (i + static_cast<std::int64_t>(detail::gather_ahead) < hi)
-        detail::prefetch_row(ds.features,
-                             v.node_ids[static_cast<std::size_t>(i) + detail::gather_ahead], N, F);
-      std::memcpy(out.data() + static_cast<std::size_t>(i) * F,
-                  ds.features.data() +
-                      static_cast<std::size_t>(v.node_ids[static_cast<std::size_t>(i)]) * F,
-                  F * sizeof(float));
-    }
+  // schedule(static): one contiguous chunk of rows per thread.
+#pragma omp parallel for schedule(static) if (parallel)
+  for (std::int64_t i = 0; i < rows; ++i) {
+    if (i + static_cast<std::int64_t>(detail::gather_ahead) < rows)
+      detail::prefetch_row(ds.features,
+                           v.node_ids[static_cast<std::size_t>(i) + detail::gather_ahead], N, F);
+    std::memcpy(
+        out.data() + static_cast<std::size_t>(i) * F,
+        ds.features.data() + static_cast<std::size_t>(v.node_ids[static_cast<std::size_t>(i)]) * F,
+        F * sizeof(float));
   }
 }
 
