@@ -74,47 +74,77 @@ batch_store materialize_impl(const basic_dataset<I, O>& ds, const batch_plan<I>&
   const std::vector<double> scales = normalization_scales(g, opt.norm);
   report(opt.progress, "normalize", 1, 1);
 
-  // Outputs-first order of every batch (node_ids section content), built first because both
-  // passes need it.
-  std::vector<std::int64_t> ids(static_cast<std::size_t>(NT));
+  // Layout. Every section before the local indices has a size known now; the edge count is
+  // not, so the image is mapped for an upper bound (every scanned entry kept) and the local
+  // CSR is written in place: indices at their final offset, weights after the indices'
+  // upper bound, moved down once the count is known; the unused tail is unmapped at the end
+  // (it is address space only: pages never written take no memory). No staging buffers and
+  // no second copy of the local CSR (see docs/benchmarks.md for the figures).
+  const std::int64_t F = ds.num_features;
+  const feature_dtype dt =
+      (opt.ids_only || F == 0 || ds.features.empty()) ? feature_dtype::none : opt.features;
+  const bool has_labels = !ds.labels.empty();
+  const auto uB = static_cast<std::uint64_t>(B), uN = static_cast<std::uint64_t>(NT);
+  std::uint64_t bytes[num_sections];
+  std::uint64_t off[num_sections];
+  auto layout = [&](std::uint64_t uE) {
+    const std::uint64_t b[num_sections] = {(uB + 1) * 8,
+                                           (uB + 1) * 8,
+                                           uB * 8,
+                                           uN * 8,
+                                           (uN + uB) * 8,
+                                           uE * 8,
+                                           uE * 4,
+                                           has_labels ? uN * 8 : 0,
+                                           uN * static_cast<std::uint64_t>(F) * dtype_size(dt)};
+    std::uint64_t pos = sizeof(header) + num_sections * sizeof(section_entry);
+    for (std::uint32_t i = 0; i < num_sections; ++i) {
+      bytes[i] = b[i];
+      off[i] = round_up(pos);
+      pos = off[i] + bytes[i];
+    }
+    return round_up(pos);
+  };
+  const auto sec_index = [](section s) { return static_cast<std::uint32_t>(s) - 1; };
+  const std::uint32_t i_idx = sec_index(section::local_indices);
+  const std::uint32_t i_w = sec_index(section::edge_weights);
+
+  std::int64_t scanned = 0;  // neighbour-list entries of every batch row: >= the kept ones
+#pragma omp parallel for reduction(+ : scanned) schedule(static)
+  for (std::int64_t i = 0; i < NT; ++i)
+    scanned += g.degree(plan.nodes[static_cast<std::size_t>(i)]);
+  mapped_image mem(static_cast<std::size_t>(layout(static_cast<std::uint64_t>(scanned))));
+  std::byte* img = mem.data();
+  auto at = [&](std::uint32_t i) { return img + off[i]; };
+  auto* s_ids = reinterpret_cast<std::int64_t*>(at(sec_index(section::node_ids)));
+  auto* s_indptr = reinterpret_cast<std::int64_t*>(at(sec_index(section::local_indptr)));
+  auto* s_idx = reinterpret_cast<std::int64_t*>(at(i_idx));
+  auto* w_tmp = reinterpret_cast<float*>(at(i_w));  // the weights' place for `scanned` edges
+
+  // Outputs-first order of every batch, straight into the node_ids section.
 #pragma omp parallel for schedule(dynamic, 16)
   for (std::int64_t b = 0; b < B; ++b)
     outputs_first_order(plan.batch_outputs(static_cast<std::size_t>(b)),
                         plan.batch_nodes(static_cast<std::size_t>(b)),
-                        ids.data() + plan.node_ptr[static_cast<std::size_t>(b)]);
+                        s_ids + plan.node_ptr[static_cast<std::size_t>(b)]);
+  const std::span<const std::int64_t> ids(s_ids, static_cast<std::size_t>(NT));
 
-  // Local CSRs, batch after batch (rows of a batch in parallel), into growing buffers: the
-  // edge counts fix the image layout, so the CSR sections are copied in once it exists.
+  // Local CSRs, batch after batch (rows of a batch in parallel).
   subgraph_extractor<I, O, float> ex(g);
   std::vector<std::int64_t> edge_ptr(static_cast<std::size_t>(B) + 1, 0);
-  std::vector<std::int64_t> loc_ptr(static_cast<std::size_t>(NT + B));
-  std::vector<std::int64_t> loc_idx;
-  std::vector<float> loc_w;
-  {
-    // Capacity for every scanned entry (an upper bound of the kept ones), reserved but not
-    // touched: the buffers then grow without reallocating and copying.
-    std::int64_t scanned = 0;
-#pragma omp parallel for reduction(+ : scanned) schedule(static)
-    for (std::int64_t i = 0; i < NT; ++i) scanned += g.degree(ids[static_cast<std::size_t>(i)]);
-    loc_idx.reserve(static_cast<std::size_t>(scanned));
-    loc_w.reserve(static_cast<std::size_t>(scanned));
-  }
   for (std::int64_t b = 0; b < B; ++b) {
     const std::int64_t n0 = plan.node_ptr[static_cast<std::size_t>(b)];
     const std::int64_t nn = plan.node_ptr[static_cast<std::size_t>(b) + 1] - n0;
     if (nn > std::numeric_limits<std::int32_t>::max())
       throw out_of_range(
           concat("materialize: batch ", b, " has ", nn, " nodes; at most 2^31 - 1 are supported"));
-    const auto m = ex.scan(std::span<const std::int64_t>(ids).subspan(
-        static_cast<std::size_t>(n0), static_cast<std::size_t>(nn)));
+    const auto m = static_cast<std::size_t>(
+        ex.scan(ids.subspan(static_cast<std::size_t>(n0), static_cast<std::size_t>(nn))));
     const auto e0 = static_cast<std::size_t>(edge_ptr[static_cast<std::size_t>(b)]);
-    edge_ptr[static_cast<std::size_t>(b) + 1] = static_cast<std::int64_t>(e0) + m;
-    loc_idx.resize(e0 + static_cast<std::size_t>(m));
-    loc_w.resize(e0 + static_cast<std::size_t>(m));
+    edge_ptr[static_cast<std::size_t>(b) + 1] = static_cast<std::int64_t>(e0 + m);
     ex.write_with(
-        std::span<std::int64_t>(loc_ptr).subspan(static_cast<std::size_t>(n0 + b),
-                                                 static_cast<std::size_t>(nn) + 1),
-        std::span<std::int64_t>(loc_idx).subspan(e0), std::span<float>(loc_w).subspan(e0),
+        std::span<std::int64_t>(s_indptr + n0 + b, static_cast<std::size_t>(nn) + 1),
+        std::span<std::int64_t>(s_idx + e0, m), std::span<float>(w_tmp + e0, m),
         [&](std::int64_t e, std::int64_t u, std::int64_t v) {
           const double a =
               g.has_weights() ? static_cast<double>(g.weights[static_cast<std::size_t>(e)]) : 1.0;
@@ -124,63 +154,28 @@ batch_store materialize_impl(const basic_dataset<I, O>& ds, const batch_plan<I>&
   }
   const std::int64_t ET = edge_ptr[static_cast<std::size_t>(B)];
 
-  // Layout.
-  const std::int64_t F = ds.num_features;
-  const feature_dtype dt =
-      (opt.ids_only || F == 0 || ds.features.empty()) ? feature_dtype::none : opt.features;
-  const bool has_labels = !ds.labels.empty();
-  const auto uB = static_cast<std::uint64_t>(B), uN = static_cast<std::uint64_t>(NT),
-             uE = static_cast<std::uint64_t>(ET);
-  const std::uint64_t bytes[num_sections] = {(uB + 1) * 8,
-                                             (uB + 1) * 8,
-                                             uB * 8,
-                                             uN * 8,
-                                             (uN + uB) * 8,
-                                             uE * 8,
-                                             uE * 4,
-                                             has_labels ? uN * 8 : 0,
-                                             uN * static_cast<std::uint64_t>(F) * dtype_size(dt)};
-  std::uint64_t off[num_sections];
-  std::uint64_t pos = sizeof(header) + num_sections * sizeof(section_entry);
-  for (std::uint32_t i = 0; i < num_sections; ++i) {
-    off[i] = round_up(pos);
-    pos = off[i] + bytes[i];
-  }
-  const std::uint64_t file_size = round_up(pos);
-  std::unique_ptr<std::byte[], aligned_deleter> mem(
-      new (std::align_val_t{64}) std::byte[static_cast<std::size_t>(file_size)]);
-  std::byte* img = mem.get();
+  // The final layout: the sections up to the local indices stay where they are.
+  const auto uE = static_cast<std::uint64_t>(ET);
+  const std::uint64_t file_size = layout(uE);
+  std::memmove(at(i_w), w_tmp, static_cast<std::size_t>(bytes[i_w]));
+  // Zero padding (the mapping starts zeroed, but the weights' first place may lie under it).
   std::memset(img, 0, static_cast<std::size_t>(off[0]));
   for (std::uint32_t i = 0; i < num_sections; ++i) {
     const std::uint64_t end = off[i] + bytes[i];
     const std::uint64_t next = i + 1 < num_sections ? off[i + 1] : file_size;
     std::memset(img + end, 0, static_cast<std::size_t>(next - end));
   }
-  auto sec = [&](section s) { return img + off[static_cast<std::uint32_t>(s) - 1]; };
+  auto sec = [&](section s) { return at(sec_index(s)); };
   auto* s_nptr = reinterpret_cast<std::int64_t*>(sec(section::batch_node_ptr));
   auto* s_eptr = reinterpret_cast<std::int64_t*>(sec(section::batch_edge_ptr));
   auto* s_nout = reinterpret_cast<std::int64_t*>(sec(section::batch_num_outputs));
-  auto* s_ids = reinterpret_cast<std::int64_t*>(sec(section::node_ids));
-  auto* s_indptr = reinterpret_cast<std::int64_t*>(sec(section::local_indptr));
-  auto* s_idx = reinterpret_cast<std::int64_t*>(sec(section::local_indices));
-  auto* s_w = reinterpret_cast<float*>(sec(section::edge_weights));
   auto* s_lab = reinterpret_cast<std::int64_t*>(sec(section::labels));
   std::byte* s_feat = sec(section::features);
-
   std::memcpy(s_nptr, plan.node_ptr.data(), static_cast<std::size_t>(bytes[0]));
   std::memcpy(s_eptr, edge_ptr.data(), static_cast<std::size_t>(bytes[1]));
   for (std::int64_t b = 0; b < B; ++b)
     s_nout[b] = plan.output_ptr[static_cast<std::size_t>(b) + 1] -
                 plan.output_ptr[static_cast<std::size_t>(b)];
-  if (NT > 0) std::memcpy(s_ids, ids.data(), static_cast<std::size_t>(bytes[3]));
-
-  if (NT + B > 0) std::memcpy(s_indptr, loc_ptr.data(), static_cast<std::size_t>(bytes[4]));
-  if (ET > 0) {
-    std::memcpy(s_idx, loc_idx.data(), static_cast<std::size_t>(bytes[5]));
-    std::memcpy(s_w, loc_w.data(), static_cast<std::size_t>(bytes[6]));
-  }
-  loc_idx = {};
-  loc_w = {};
 
   // Labels and features, parallel over all stored nodes.
   const auto row_bytes = static_cast<std::size_t>(F) * dtype_size(dt);
@@ -204,6 +199,7 @@ batch_store materialize_impl(const basic_dataset<I, O>& ds, const batch_plan<I>&
         for (std::int64_t f = 0; f < F; ++f) d16[f] = float_to_bfloat16(src[f]);
     }
   }
+  mem.shrink(static_cast<std::size_t>(file_size));
   report(opt.progress, "gather", 1, 1);
 
   // Header, table, checksums.
@@ -250,8 +246,7 @@ batch_store materialize_impl(const basic_dataset<I, O>& ds, const batch_plan<I>&
       ::crc32(0L, reinterpret_cast<const Bytef*>(&h), offsetof(header, header_crc32)));
   std::memcpy(img, &h, sizeof h);
 
-  std::shared_ptr<const std::byte> owner(mem.release(), aligned_deleter{});
-  return batch_store(std::move(owner), static_cast<std::size_t>(file_size));
+  return batch_store(mem.release(), static_cast<std::size_t>(file_size));
 }
 
 }  // namespace detail
