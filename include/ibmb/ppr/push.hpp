@@ -242,8 +242,6 @@ class push_workspace {
 
   /// Sizes the workspace for `g` and fills the thresholds alpha * eps * deg(v). Skipped when
   /// called again with the same graph arrays (same pointers and size) and the same alpha/eps.
-  /// Sizes the workspace for `g` and fills the thresholds alpha * eps * deg(v). Skipped when
-  /// called again with the same graph arrays (same pointers and size) and the same alpha/eps.
   template <class O, class W>
   void prepare(csr_view<I, O, W> g, const push_params& p) {
     const auto n = static_cast<std::size_t>(g.num_rows);
