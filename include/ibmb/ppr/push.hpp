@@ -76,8 +76,8 @@ struct node_list {
 /// and spreading (1 - alpha) of it over its neighbours; nodes reaching their threshold are
 /// queued, nodes seen for the first time are appended to `touched`. A node without
 /// neighbours keeps all of its mass (res / alpha), as if it had only a self-loop.
-/// The relaxation is branch-free (a mispredicted "first touch" branch per edge cost more
-/// than the relaxation itself).
+/// The relaxation's bookkeeping is branch-free (a mispredicted "first touch" branch per edge
+/// cost more than the relaxation itself); only the rare enqueue branches.
 template <bool Lifo, class I, class O, class V>
 void drain_push_queue_impl(const O* indptr, const I* indices, push_node_state<V>* st, V alpha,
                            V one_minus_alpha, node_list<I>& touched, node_list<I>& queue,
@@ -122,12 +122,18 @@ void drain_push_queue_impl(const O* indptr, const I* indices, push_node_state<V>
       tn += (f & push_touched) ? 0 : 1;
       const bool enqueue = nr >= sv.thr && !(f & push_queued);
       // A queued node is popped soon (LIFO: often next): start loading its neighbour list.
-      // Enqueues are rare among relaxations, so this branch is well predicted.
-      if (enqueue) __builtin_prefetch(indices + indptr[v]);
+      // Enqueues are rare among relaxations (about one per popped row), so the branch is
+      // predicted not taken. LIFO pushes inside it: the next pop's slot then does not wait
+      // for every relaxation of the row to load its node's state, and the next row starts
+      // speculatively (7-12% faster at eps 2e-4 on 1M-2.4M nodes than a branch-free
+      // `qn += enqueue`, docs/benchmarks.md). FIFO's next pop never depends on this row.
       if constexpr (Lifo) {
-        q[qn] = v;
-        qn += enqueue ? 1 : 0;
+        if (enqueue) {
+          __builtin_prefetch(indices + indptr[v]);
+          q[qn++] = v;
+        }
       } else {
+        if (enqueue) __builtin_prefetch(indices + indptr[v]);
         q[tail] = v;
         tail += enqueue ? 1 : 0;
         tail = tail == cap ? 0 : tail;
