@@ -15,6 +15,7 @@
 
 #include "fixtures.hpp"
 #include "ibmb/graph/build.hpp"
+#include "ibmb/graph/generate.hpp"
 #include "ibmb/ppr/push.hpp"
 
 using namespace ibmb;
@@ -194,6 +195,62 @@ TEST_CASE("push workspace resets in O(touched) and is reusable", "[ppr]") {
   REQUIRE(last == ppr_push<float>(v, 99999, p));
   ppr_push(v, 500, p, ws);
   REQUIRE(ws.result() == first);
+}
+
+TEST_CASE("a reused workspace gives the rows of a fresh one, whatever came before", "[ppr]") {
+  // The workspace undoes a push through the rows of its settled nodes: a residual it missed
+  // would leak into the next push. Random sources, both orders, eps mixed so that small
+  // pushes follow large ones; every row must equal the row of a fresh workspace.
+  generator_params gp;
+  gp.nodes = 3000;
+  gp.avg_degree = 12;
+  gp.features = 0;
+  gp.seed = 7;
+  const auto ds = generate_dataset<std::int64_t, std::int64_t>(gp);
+  const auto g = add_self_loops(ds.graph.view());
+  const auto v = g.view();
+  push_workspace<std::int64_t, float> ws;
+  std::mt19937_64 rng(3);
+  for (int i = 0; i < 60; ++i) {
+    const auto s = static_cast<std::int64_t>(rng() % 3000);
+    const push_params p{0.25, i % 3 == 0 ? 1e-5 : 1e-3,
+                        i % 2 == 0 ? push_order::lifo : push_order::fifo};
+    INFO("push " << i << " source " << s);
+    const auto c = ppr_push(v, s, p, ws);
+    push_counters fresh_c;
+    REQUIRE(ws.result() == ppr_push<float>(v, s, p, &fresh_c));
+    REQUIRE(c == fresh_c);
+    // settled nodes: distinct, each with a positive estimate, all among the touched nodes
+    const auto settled = ws.settled_nodes();
+    const auto touched = ws.touched();
+    std::vector<std::int64_t> sorted(settled.begin(), settled.end());
+    std::sort(sorted.begin(), sorted.end());
+    REQUIRE(std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end());
+    REQUIRE(std::is_sorted(touched.begin(), touched.end()));
+    REQUIRE(std::includes(touched.begin(), touched.end(), sorted.begin(), sorted.end()));
+    for (auto u : settled) REQUIRE(ws.estimate(u) > 0.0f);
+    // unsettled touched nodes hold only a residual below their threshold
+    for (auto w : touched)
+      if (!ws.settled(w)) {
+        REQUIRE(ws.estimate(w) == 0.0f);
+        REQUIRE(ws.residual(w) < p.alpha * p.eps * static_cast<double>(v.degree(w)));
+      }
+  }
+}
+
+TEST_CASE("push rejects an alpha * eps that would round the thresholds to 0", "[ppr]") {
+  // Before this check, float thresholds of 0 let a node requeue itself forever on a residual
+  // that had underflowed to 0 (a hang). Double still has the range for it.
+  auto g = preprocess(test::path_graph<std::int64_t, std::int64_t, float>(4));
+  push_workspace<std::int64_t, float> wf;
+  REQUIRE_THROWS_AS(ppr_push(g.view(), 0, push_params{0.25, 1e-40}, wf), ibmb::invalid_argument);
+  ppr_params pp;
+  pp.eps = 1e-40;
+  REQUIRE_THROWS_AS(nodewise_ppr(g.view(), std::vector<std::int64_t>{0, 1}, pp),
+                    ibmb::invalid_argument);
+  push_workspace<std::int64_t, double> wd;
+  ppr_push(g.view(), 0, push_params{0.25, 1e-40}, wd);
+  REQUIRE(wd.settled(0));
 }
 
 TEST_CASE("push rejects bad parameters and sources", "[ppr]") {

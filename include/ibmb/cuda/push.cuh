@@ -29,6 +29,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cfloat>
 #include <climits>
 #include <cstddef>
 #include <cstdint>
@@ -139,13 +140,16 @@ __device__ int push_find_or_insert(I* keys, std::uint32_t mask, I v, bool& inser
   return -1;
 }
 
-/// thr[v] = float(alpha * eps * deg(v)) in double, as `push_workspace::prepare` computes it.
+/// thr[v] = float(alpha * eps * deg(v)) in double, and FLT_MIN for a node without neighbours,
+/// as `detail::push_threshold` computes it for the CPU push.
 template <class I, class O, class W>
 __global__ void push_thresholds(device_csr_view<I, O, W> g, double ae, float* thr) {
   const std::int64_t n = g.num_rows;
   for (std::int64_t v = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; v < n;
-       v += static_cast<std::int64_t>(gridDim.x) * blockDim.x)
-    thr[v] = static_cast<float>(__dmul_rn(ae, static_cast<double>(g.indptr[v + 1] - g.indptr[v])));
+       v += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    const auto d = g.indptr[v + 1] - g.indptr[v];
+    thr[v] = d > 0 ? static_cast<float>(__dmul_rn(ae, static_cast<double>(d))) : FLT_MIN;
+  }
 }
 
 /// The push: warp w of the grid handles sources w, w + warps, ... of this chunk. Tables,
@@ -752,6 +756,7 @@ template <class I, class O, class W>
 void check_device_push_inputs(device_csr_view<I, O, W> g, std::span<const I> outputs,
                               const ppr_params& p, const push_device_params& dp, const char* who) {
   ::ibmb::detail::check_push_params(p, who);
+  ::ibmb::detail::check_push_scale<float>(p.alpha, p.eps, who);
   IBMB_EXPECTS(p.order == push_order::lifo, who,
                ": the GPU push runs the LIFO order only (push_order::fifo is CPU-only)");
   IBMB_EXPECTS(p.topk >= 0, who, ": topk = ", p.topk, " must be >= 0 (0 keeps every entry)");

@@ -26,22 +26,41 @@ namespace ibmb {
 
 namespace detail {
 
-/// Per-node state of one thread's push, packed so that one relaxation touches one cache
-/// line: residual, estimate, threshold (alpha * eps * deg, a copy per workspace) and flags.
-/// (Measured: splitting it into an 8-byte {residual, threshold} array plus separate estimate
-/// and flag arrays was 10-45% slower, the flags then costing a second random access.)
+/// Per-node state of one thread's push that every relaxation reads and writes: the residual
+/// and the push threshold alpha * eps * deg (a copy per workspace). While a node is queued its
+/// threshold is +inf, so "reached the threshold and not queued yet" is one comparison, and a
+/// relaxation touches these 8 bytes (float) and nothing else: no flags, no touched list. The
+/// estimates live in a separate array, touched once per pop.
+/// (Measured against the former 16-byte {residual, estimate, threshold, flags} state with a
+/// touched list appended on every relaxation: 20-30% faster on 100k-2.4M nodes, eps 2e-4 and
+/// 1e-5, 1 and 2 threads, same rows bit for bit; docs/benchmarks.md, session 5.)
 template <class V>
-struct alignas(4 * sizeof(V)) push_node_state {
-  using flag_type = std::conditional_t<sizeof(V) == 4, std::uint32_t, std::uint64_t>;
+struct push_node_state {
   V r;
-  V p;
   V thr;
-  flag_type flags;
 };
 
-inline constexpr unsigned push_touched = 1u;  // listed in `touched_`
-inline constexpr unsigned push_queued = 2u;   // on the stack/queue now
-inline constexpr unsigned push_settled = 4u;  // popped at least once: has an estimate p
+/// The push threshold of a node of degree d: alpha * eps * d rounded to V once (in double,
+/// as the CUDA push computes it). A node without neighbours gets the smallest normal value
+/// instead of 0, so that only a positive residual queues it (`push_state::reset` checks that
+/// alpha * eps is at least that value, so every pop moves a positive residual).
+template <class V, class D>
+V push_threshold(double alpha_eps, D d) {
+  return d > 0 ? static_cast<V>(alpha_eps * static_cast<double>(d)) : std::numeric_limits<V>::min();
+}
+
+/// Throws `ibmb::invalid_argument` when alpha or alpha * eps is below the smallest normal value
+/// of V: a threshold or the source's mass would round to 0, and a push could then loop on zero
+/// residuals.
+template <class V>
+void check_push_scale(double alpha, double eps, const char* who) {
+  const auto tiny = static_cast<double>(std::numeric_limits<V>::min());
+  IBMB_EXPECTS(alpha >= tiny && alpha * eps >= tiny, who, ": alpha = ", alpha,
+               ", alpha * eps = ", alpha * eps, ": below the smallest normal ",
+               sizeof(V) == 4 ? "float" : "double",
+               " value; the push would round thresholds or masses to 0 (use a larger eps or "
+               "double values)");
+}
 
 inline void check_push_params(const push_params& p, const char* who) {
   IBMB_EXPECTS(p.alpha > 0.0 && p.alpha <= 1.0, who, ": alpha = ", p.alpha, " outside (0, 1]");
@@ -52,13 +71,13 @@ inline void check_push_params(const push_params& p, const char* who) {
 }
 
 /// A list of distinct node ids with room for all N of them (+ 1 slot, so that the push loop
-/// can write a candidate unconditionally and keep it by advancing the count: no
-/// data-dependent branch per relaxation). Used as the touched list, the LIFO stack and the
-/// FIFO ring (a node is queued at most once at a time, so N + 1 slots always suffice).
+/// can write a candidate unconditionally and keep it by advancing the count). Used as the
+/// settled list, the LIFO stack and the FIFO ring (a node is queued at most once at a time,
+/// so N + 1 slots always suffice).
 template <class I>
 struct node_list {
   std::vector<I> buf;
-  std::size_t n = 0;     // entries (LIFO / touched); live ring entries (FIFO)
+  std::size_t n = 0;     // entries (LIFO / settled); live ring entries (FIFO)
   std::size_t head = 0;  // FIFO ring: first live slot
 
   void reset(std::size_t nodes) {
@@ -73,21 +92,20 @@ struct node_list {
 
 /// The push loop shared by the single-source and the multi-source push: pops the queue
 /// (LIFO or FIFO) until it is empty, moving each popped node's residual into its estimate
-/// and spreading (1 - alpha) of it over its neighbours; nodes reaching their threshold are
-/// queued, nodes seen for the first time are appended to `touched`. A node without
-/// neighbours keeps all of its mass (res / alpha), as if it had only a self-loop.
-/// The relaxation's bookkeeping is branch-free (a mispredicted "first touch" branch per edge
-/// cost more than the relaxation itself); only the rare enqueue branches.
+/// and spreading (1 - alpha) of it over its neighbours; a node whose residual reaches its
+/// threshold is queued (its threshold set to +inf until it is popped). A node is appended to
+/// `settled` at its first pop (its estimate is still 0 then: every pop adds a positive
+/// residual, see `push_state::reset`). A node without neighbours keeps all of its mass
+/// (res / alpha), as if it had only a self-loop.
 template <bool Lifo, class I, class O, class V>
-void drain_push_queue_impl(const O* indptr, const I* indices, push_node_state<V>* st, V alpha,
-                           V one_minus_alpha, node_list<I>& touched, node_list<I>& queue,
-                           push_counters& c) {
-  using flag_t = typename push_node_state<V>::flag_type;
+void drain_push_queue_impl(const O* indptr, const I* indices, push_node_state<V>* st, V* est,
+                           V alpha, V one_minus_alpha, double alpha_eps, node_list<I>& settled,
+                           node_list<I>& queue, push_counters& c) {
   I* q = queue.buf.data();
   const std::size_t cap = queue.buf.size();
   std::size_t qn = queue.n, head = queue.head, tail = (queue.head + queue.n) % cap;
-  I* t = touched.buf.data();
-  std::size_t tn = touched.n;
+  I* sl = settled.buf.data();
+  std::size_t sn = settled.n;
   std::int64_t pushes = 0, relaxed = 0;
   while (qn > 0) {
     I u;
@@ -101,15 +119,17 @@ void drain_push_queue_impl(const O* indptr, const I* indices, push_node_state<V>
     auto& su = st[u];
     const V res = su.r;
     su.r = V{0};
-    su.flags = static_cast<flag_t>((su.flags & ~push_queued) | push_settled);
-    ++pushes;
     const O b = indptr[u];
     const O e = indptr[u + 1];
+    su.thr = push_threshold<V>(alpha_eps, e - b);  // no longer queued
+    V& pu = est[u];
+    if (pu == V{0}) sl[sn++] = u;  // first pop (once per row: cheap to branch on)
+    ++pushes;
     if (b == e) {
-      su.p += res / alpha;  // the geometric series res * sum_k (1 - alpha)^k
+      pu += res / alpha;  // the geometric series res * sum_k (1 - alpha)^k
       continue;
     }
-    su.p += res;
+    pu += res;
     const V val = one_minus_alpha * res / static_cast<V>(e - b);
     relaxed += static_cast<std::int64_t>(e - b);
     for (O k = b; k < e; ++k) {
@@ -117,84 +137,94 @@ void drain_push_queue_impl(const O* indptr, const I* indices, push_node_state<V>
       auto& sv = st[v];
       const V nr = sv.r + val;
       sv.r = nr;
-      const flag_t f = sv.flags;
-      t[tn] = v;
-      tn += (f & push_touched) ? 0 : 1;
-      const bool enqueue = nr >= sv.thr && !(f & push_queued);
-      // A queued node is popped soon (LIFO: often next): start loading its neighbour list.
       // Enqueues are rare among relaxations (about one per popped row), so the branch is
-      // predicted not taken. LIFO pushes inside it: the next pop's slot then does not wait
-      // for every relaxation of the row to load its node's state, and the next row starts
-      // speculatively (7-12% faster at eps 2e-4 on 1M-2.4M nodes than a branch-free
-      // `qn += enqueue`, docs/benchmarks.md). FIFO's next pop never depends on this row.
-      if constexpr (Lifo) {
-        if (enqueue) {
-          __builtin_prefetch(indices + indptr[v]);
+      // predicted not taken; LIFO pushes inside it, so the next pop's slot does not wait for
+      // every relaxation of the row (docs/benchmarks.md, session 4). A queued node is popped
+      // soon (LIFO: often next): start loading its neighbour list.
+      if (nr >= sv.thr) {
+        sv.thr = std::numeric_limits<V>::infinity();
+        __builtin_prefetch(indices + indptr[v]);
+        if constexpr (Lifo) {
           q[qn++] = v;
+        } else {
+          q[tail] = v;
+          tail = tail + 1 == cap ? 0 : tail + 1;
+          ++qn;
         }
-      } else {
-        if (enqueue) __builtin_prefetch(indices + indptr[v]);
-        q[tail] = v;
-        tail += enqueue ? 1 : 0;
-        tail = tail == cap ? 0 : tail;
-        qn += enqueue ? 1 : 0;
       }
-      sv.flags = static_cast<flag_t>(f | push_touched | (enqueue ? push_queued : 0u));
     }
   }
-  touched.n = tn;
+  settled.n = sn;
   queue.clear();
   c.pushes += pushes;
   c.edges_relaxed += relaxed;
 }
 
 /// One thread's push state over N nodes, shared by the single-source and the multi-source
-/// push: thresholds, residuals, estimates, flags, the touched list and the queue. `reset`
-/// is O(N); `clear` undoes the last push in O(touched).
+/// push: residuals and thresholds, estimates, the seeds, the settled list and the queue.
+/// `reset` is O(N); `clear` undoes the last push in O(its work): the nodes it touched are
+/// the seeds and the neighbours of the settled nodes, so their rows are walked again.
 template <class I, class V>
 class push_state {
  public:
+  /// Sizes the state for the graph (whose arrays must outlive the pushes) and fills the
+  /// thresholds (see `check_push_scale` for what it rejects).
   template <class O>
-  void reset(const O* indptr, std::size_t n, double alpha_eps) {
-    st_.assign(n, push_node_state<V>{V{0}, V{0}, V{0}, 0});
+  void reset(const O* indptr, const I* indices, std::size_t n, double alpha, double eps) {
+    check_push_scale<V>(alpha, eps, "push");
+    const double alpha_eps = alpha * eps;
+    alpha_eps_ = alpha_eps;
+    indptr_ = indptr;
+    indices_ = indices;
+    zero_rows_ = &zero_rows_impl<O>;
+    list_rows_ = &list_rows_impl<O>;
+    threshold_ = &threshold_impl<O>;
+    st_.assign(n, push_node_state<V>{V{0}, V{0}});
     for (std::size_t v = 0; v < n; ++v)
-      st_[v].thr = static_cast<V>(alpha_eps * static_cast<double>(indptr[v + 1] - indptr[v]));
-    touched_.reset(n);
+      st_[v].thr = push_threshold<V>(alpha_eps, indptr[v + 1] - indptr[v]);
+    est_.assign(n, V{0});
+    seeds_.clear();
+    settled_.reset(n);
     queue_.reset(n);
+    touched_.clear();
   }
   [[nodiscard]] std::size_t size() const { return st_.size(); }
 
   void clear() {
-    for (I v : touched_.span()) {
-      auto& s = st_[static_cast<std::size_t>(v)];
-      s.r = V{0};
-      s.p = V{0};
-      s.flags = 0;
+    if (!zero_rows_) return;  // never reset: nothing to undo
+    // Thresholds of nodes still queued (no drain since they were queued) come back first.
+    while (queue_.n > 0) {
+      const I v = queue_.buf[queue_.head];
+      queue_.head = queue_.head + 1 == queue_.buf.size() ? 0 : queue_.head + 1;
+      --queue_.n;
+      st_[static_cast<std::size_t>(v)].thr = threshold_(*this, v);
     }
-    touched_.clear();
+    for (I v : seeds_) st_[static_cast<std::size_t>(v)].r = V{0};
+    zero_rows_(*this);
+    for (I u : settled_.span()) est_[static_cast<std::size_t>(u)] = V{0};
+    seeds_.clear();
+    settled_.clear();
     queue_.clear();
+    touched_.clear();
   }
 
-  /// Adds residual `mass` at v (touching it); queues nothing.
+  /// Adds residual `mass` at v; queues nothing.
   void add_residual(I v, V mass) {
-    auto& s = st_[static_cast<std::size_t>(v)];
-    if (!(s.flags & push_touched)) {
-      s.flags = static_cast<flag_t>(s.flags | push_touched);
-      touched_.push_back(v);
-    }
-    s.r += mass;
+    st_[static_cast<std::size_t>(v)].r += mass;
+    seeds_.push_back(v);
+    touched_.clear();
   }
   /// Queues v (not queued yet) unconditionally: the source of a single-source push.
   void enqueue(I v) {
-    auto& s = st_[static_cast<std::size_t>(v)];
-    s.flags = static_cast<flag_t>(s.flags | push_queued);
-    queue_.push_back(v);
+    st_[static_cast<std::size_t>(v)].thr = std::numeric_limits<V>::infinity();
+    queue_.buf[(queue_.head + queue_.n) % queue_.buf.size()] = v;
+    ++queue_.n;
   }
-  /// Queues the touched nodes whose residual reached the threshold, in first-touch order.
+  /// Queues the seeds whose residual reached the threshold, in the order they were added.
   void enqueue_ready() {
-    for (I v : touched_.span()) {
+    for (I v : seeds_) {
       const auto& s = st_[static_cast<std::size_t>(v)];
-      if (s.r >= s.thr && !(s.flags & push_queued)) enqueue(v);
+      if (s.r >= s.thr) enqueue(v);  // a queued seed's threshold is +inf: never twice
     }
   }
 
@@ -204,36 +234,85 @@ class push_state {
     push_counters c;
     const V a = static_cast<V>(alpha);
     const V oma = static_cast<V>(1.0 - alpha);
+    touched_.clear();
     if (order == push_order::lifo)
-      drain_push_queue_impl<true>(indptr, indices, st_.data(), a, oma, touched_, queue_, c);
+      drain_push_queue_impl<true>(indptr, indices, st_.data(), est_.data(), a, oma, alpha_eps_,
+                                  settled_, queue_, c);
     else
-      drain_push_queue_impl<false>(indptr, indices, st_.data(), a, oma, touched_, queue_, c);
+      drain_push_queue_impl<false>(indptr, indices, st_.data(), est_.data(), a, oma, alpha_eps_,
+                                   settled_, queue_, c);
     return c;
   }
 
-  [[nodiscard]] std::span<const I> touched() const { return touched_.span(); }
-  [[nodiscard]] V estimate(I v) const { return st_[static_cast<std::size_t>(v)].p; }
-  [[nodiscard]] V residual(I v) const { return st_[static_cast<std::size_t>(v)].r; }
-  [[nodiscard]] bool settled(I v) const {
-    return (st_[static_cast<std::size_t>(v)].flags & push_settled) != 0;
+  /// Nodes popped at least once since the last `clear`, in the order of their first pop.
+  [[nodiscard]] std::span<const I> settled_nodes() const { return settled_.span(); }
+  /// Every node whose state changed since the last `clear` (the seeds and the neighbours of
+  /// the settled nodes), ascending. Built on first call after a push: O(work log work).
+  [[nodiscard]] std::span<const I> touched() const {
+    if (touched_.empty() && (!seeds_.empty() || settled_.n > 0)) {
+      touched_.assign(seeds_.begin(), seeds_.end());
+      list_rows_(*this, touched_);
+      std::sort(touched_.begin(), touched_.end());
+      touched_.erase(std::unique(touched_.begin(), touched_.end()), touched_.end());
+    }
+    return touched_;
   }
+  [[nodiscard]] V estimate(I v) const { return est_[static_cast<std::size_t>(v)]; }
+  [[nodiscard]] V residual(I v) const { return st_[static_cast<std::size_t>(v)].r; }
+  [[nodiscard]] bool settled(I v) const { return est_[static_cast<std::size_t>(v)] > V{0}; }
   [[nodiscard]] std::size_t bytes() const {
-    return st_.capacity() * sizeof(push_node_state<V>) + touched_.bytes() + queue_.bytes();
+    return st_.capacity() * sizeof(push_node_state<V>) + est_.capacity() * sizeof(V) +
+           settled_.bytes() + queue_.bytes() +
+           (seeds_.capacity() + touched_.capacity()) * sizeof(I);
   }
 
  private:
-  using flag_t = typename push_node_state<V>::flag_type;
+  /// The parts that need the graph's offset type, known only to `reset` (hence the function
+  /// pointers set there): zeroing the residual of every neighbour of a settled node, listing
+  /// them, and a node's threshold.
+  template <class O, class F>
+  static void for_each_neighbour(const push_state& s, F&& f) {
+    const auto* indptr = static_cast<const O*>(s.indptr_);
+    for (I u : s.settled_.span())
+      for (O k = indptr[u]; k < indptr[u + 1]; ++k) f(s.indices_[k]);
+  }
+  template <class O>
+  static void zero_rows_impl(push_state& s) {
+    for_each_neighbour<O>(s, [&](I v) { s.st_[static_cast<std::size_t>(v)].r = V{0}; });
+  }
+  template <class O>
+  static void list_rows_impl(const push_state& s, std::vector<I>& out) {
+    for_each_neighbour<O>(s, [&](I v) { out.push_back(v); });
+  }
+  template <class O>
+  static V threshold_impl(const push_state& s, I v) {
+    const auto* indptr = static_cast<const O*>(s.indptr_);
+    const auto d = indptr[static_cast<std::size_t>(v) + 1] - indptr[static_cast<std::size_t>(v)];
+    return push_threshold<V>(s.alpha_eps_, d);
+  }
+
   std::vector<push_node_state<V>> st_;
-  node_list<I> touched_;
+  std::vector<V> est_;
+  std::vector<I> seeds_;
+  node_list<I> settled_;
   node_list<I> queue_;
+  mutable std::vector<I> touched_;
+  double alpha_eps_ = 0.0;
+  const void* indptr_ = nullptr;
+  const I* indices_ = nullptr;
+  void (*zero_rows_)(push_state&) = nullptr;
+  void (*list_rows_)(const push_state&, std::vector<I>&) = nullptr;
+  V (*threshold_)(const push_state&, I) = nullptr;
 };
 
 }  // namespace detail
 
-/// Reusable scratch space of the push for one thread: dense per-node state (16 bytes per node
-/// for float, 32 for double) plus the touched list and the queue (N + 1 ids each). After `prepare`
-/// (O(N), repeated only when the graph or alpha/eps change), one push costs O(its work):
-/// the state is reset through the touched list, never by scanning N.
+/// Reusable scratch space of the push for one thread: dense per-node state (12 bytes per node
+/// for float, 24 for double: residual, threshold, estimate) plus the settled list and the queue
+/// (N + 1 ids each). After `prepare` (O(N), repeated only when the graph or alpha/eps change),
+/// one push costs O(its work): the state is reset through the rows of the settled nodes,
+/// never by scanning N. The graph's arrays must stay alive and unchanged from `prepare` until
+/// the workspace is cleared or prepared for another graph.
 template <class I = std::int64_t, class V = float>
 class push_workspace {
   static_assert(std::is_integral_v<I> && std::is_signed_v<I>,
@@ -247,32 +326,41 @@ class push_workspace {
   push_workspace() = default;
 
   /// Sizes the workspace for `g` and fills the thresholds alpha * eps * deg(v). Skipped when
-  /// called again with the same graph arrays (same pointers and size) and the same alpha/eps.
+  /// called again with the same graph arrays (same pointers, size and entry count) and the
+  /// same alpha/eps. Throws `ibmb::invalid_argument` when alpha * eps underflows V.
   template <class O, class W>
   void prepare(csr_view<I, O, W> g, const push_params& p) {
     const auto n = static_cast<std::size_t>(g.num_rows);
-    if (state_.size() == n && graph_key_ == static_cast<const void*>(g.indptr.data()) &&
+    const auto nnz = static_cast<std::int64_t>(g.indptr.empty() ? 0 : g.indptr[n]);
+    if (state_.size() == n && indptr_key_ == static_cast<const void*>(g.indptr.data()) &&
+        indices_key_ == static_cast<const void*>(g.indices.data()) && nnz_ == nnz &&
         alpha_ == p.alpha && eps_ == p.eps)
       return;
-    state_.reset(g.indptr.data(), n, p.alpha * p.eps);
-    graph_key_ = g.indptr.data();
+    state_.reset(g.indptr.data(), g.indices.data(), n, p.alpha, p.eps);
+    indptr_key_ = g.indptr.data();
+    indices_key_ = g.indices.data();
+    nnz_ = nnz;
     alpha_ = p.alpha;
     eps_ = p.eps;
   }
 
-  /// Nodes whose state the last push changed, in first-touch order (deterministic).
+  /// Nodes whose state the last push changed (the source and the neighbours of every settled
+  /// node), ascending. Built on the first call after a push, O(work log work): for checks
+  /// and reports, not for the hot path (use `settled_nodes`).
   [[nodiscard]] std::span<const I> touched() const { return state_.touched(); }
-  /// Estimate p(v) of the last push (0 for untouched nodes).
+  /// Nodes the last push popped at least once (those with an entry in the result), in the
+  /// order of their first pop (deterministic).
+  [[nodiscard]] std::span<const I> settled_nodes() const { return state_.settled_nodes(); }
+  /// Estimate p(v) of the last push (0 for nodes it did not settle).
   [[nodiscard]] V estimate(I v) const { return state_.estimate(v); }
   /// Residual r(v) left by the last push.
   [[nodiscard]] V residual(I v) const { return state_.residual(v); }
-  /// Whether v was popped at least once (it then has an entry in the result, even if 0).
+  /// Whether v was popped at least once (it then has an entry in the result).
   [[nodiscard]] bool settled(I v) const { return state_.settled(v); }
   /// The settled entries of the last push, sorted by node id.
   [[nodiscard]] sparse_row<I, V> result() const {
     std::vector<std::pair<I, V>> e;
-    for (I v : touched())
-      if (settled(v)) e.emplace_back(v, estimate(v));
+    for (I v : settled_nodes()) e.emplace_back(v, estimate(v));
     std::sort(e.begin(), e.end());
     sparse_row<I, V> out;
     for (auto [v, x] : e) {
@@ -297,7 +385,9 @@ class push_workspace {
 
  private:
   detail::push_state<I, V> state_;
-  const void* graph_key_ = nullptr;
+  const void* indptr_key_ = nullptr;
+  const void* indices_key_ = nullptr;
+  std::int64_t nnz_ = -1;
   double alpha_ = -1.0;
   double eps_ = -1.0;
 };
@@ -415,8 +505,7 @@ nodewise_rows<I, V> nodewise_ppr_impl(csr_view<I, O, W> g, std::span<const I> ou
         ws.clear();
         local += ws.run(g, s, prm);
         entries.clear();
-        for (I v : ws.touched())
-          if (ws.settled(v)) entries.emplace_back(ws.estimate(v), v);
+        for (I v : ws.settled_nodes()) entries.emplace_back(ws.estimate(v), v);
         auto& ref = refs[static_cast<std::size_t>(i)];
         ref.thread = t;
         if (want_pairs) {

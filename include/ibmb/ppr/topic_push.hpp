@@ -63,18 +63,19 @@ struct topic_push_stats {
 
 namespace detail {
 
-/// One thread's state for multi-source pushes: dense per-node state (as push_workspace) plus
-/// the touched list, reset in O(touched) between pushes.
+/// One thread's state for multi-source pushes: dense per-node state (as push_workspace),
+/// reset in O(work) between pushes.
 template <class I, class V>
 class topic_push_workspace {
  public:
   template <class O, class W>
   void prepare(csr_view<I, O, W> g, double alpha, double eps) {
-    state_.reset(g.indptr.data(), static_cast<std::size_t>(g.num_rows), alpha * eps);
+    state_.reset(g.indptr.data(), g.indices.data(), static_cast<std::size_t>(g.num_rows), alpha,
+                 eps);
   }
   void clear() { state_.clear(); }
 
-  [[nodiscard]] std::span<const I> touched() const { return state_.touched(); }
+  [[nodiscard]] std::span<const I> settled_nodes() const { return state_.settled_nodes(); }
   [[nodiscard]] V estimate(I v) const { return state_.estimate(v); }
   [[nodiscard]] bool settled(I v) const { return state_.settled(v); }
 
@@ -158,8 +159,7 @@ topic_push_stats topic_push_each(csr_view<I, O, W> g, teleport_sets<I> sets,
         for (I u : set) ws.seed(u, static_cast<V>(p.alpha * m * (row ? deg1(u) / z : 1.0)));
         local += ws.run(g, p.alpha, p.order);
         entries.clear();
-        for (I v : ws.touched()) {
-          if (!ws.settled(v)) continue;
+        for (I v : ws.settled_nodes()) {
           const V x = row ? static_cast<V>(static_cast<double>(ws.estimate(v)) * z / deg1(v))
                           : ws.estimate(v);
           entries.emplace_back(x, v);
