@@ -372,7 +372,7 @@ class push_workspace {
   /// Bytes held (state + lists), for memory reports.
   [[nodiscard]] std::size_t bytes() const { return state_.bytes(); }
 
-  /// Resets the state of the last push in O(touched).
+  /// Resets the state of the last push in O(its work).
   void clear() { state_.clear(); }
 
   /// The push itself; `prepare` and `clear` must have been called. No checks.
