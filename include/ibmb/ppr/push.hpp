@@ -32,7 +32,7 @@ namespace detail {
 /// relaxation touches these 8 bytes (float) and nothing else: no flags, no touched list. The
 /// estimates live in a separate array, touched once per pop.
 /// (Measured against the former 16-byte {residual, estimate, threshold, flags} state with a
-/// touched list appended on every relaxation: 20-30% faster on 100k-2.4M nodes, eps 2e-4 and
+/// touched list appended on every relaxation: 18-41% faster on 100k-2.4M nodes, eps 2e-4 and
 /// 1e-5, 1 and 2 threads, same rows bit for bit; docs/benchmarks.md, session 5.)
 template <class V>
 struct push_node_state {
