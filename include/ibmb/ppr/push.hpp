@@ -178,7 +178,6 @@ class push_state {
     indices_ = indices;
     zero_rows_ = &zero_rows_impl<O>;
     list_rows_ = &list_rows_impl<O>;
-    threshold_ = &threshold_impl<O>;
     st_.assign(n, push_node_state<V>{V{0}, V{0}});
     for (std::size_t v = 0; v < n; ++v)
       st_[v].thr = push_threshold<V>(alpha_eps, indptr[v + 1] - indptr[v]);
@@ -192,13 +191,9 @@ class push_state {
 
   void clear() {
     if (!zero_rows_) return;  // never reset: nothing to undo
-    // Thresholds of nodes still queued (no drain since they were queued) come back first.
-    while (queue_.n > 0) {
-      const I v = queue_.buf[queue_.head];
-      queue_.head = queue_.head + 1 == queue_.buf.size() ? 0 : queue_.head + 1;
-      --queue_.n;
-      st_[static_cast<std::size_t>(v)].thr = threshold_(*this, v);
-    }
+    // Every enqueue is followed by a drain, which empties the queue and restores the
+    // thresholds of the nodes it held.
+    IBMB_ASSERT(queue_.n == 0, "push_state::clear with ", queue_.n, " nodes still queued");
     for (I v : seeds_) st_[static_cast<std::size_t>(v)].r = V{0};
     zero_rows_(*this);
     for (I u : settled_.span()) est_[static_cast<std::size_t>(u)] = V{0};
@@ -268,8 +263,8 @@ class push_state {
 
  private:
   /// The parts that need the graph's offset type, known only to `reset` (hence the function
-  /// pointers set there): zeroing the residual of every neighbour of a settled node, listing
-  /// them, and a node's threshold.
+  /// pointers set there): zeroing the residual of every neighbour of a settled node, and
+  /// listing them.
   template <class O, class F>
   static void for_each_neighbour(const push_state& s, F&& f) {
     const auto* indptr = static_cast<const O*>(s.indptr_);
@@ -284,13 +279,6 @@ class push_state {
   static void list_rows_impl(const push_state& s, std::vector<I>& out) {
     for_each_neighbour<O>(s, [&](I v) { out.push_back(v); });
   }
-  template <class O>
-  static V threshold_impl(const push_state& s, I v) {
-    const auto* indptr = static_cast<const O*>(s.indptr_);
-    const auto d = indptr[static_cast<std::size_t>(v) + 1] - indptr[static_cast<std::size_t>(v)];
-    return push_threshold<V>(s.alpha_eps_, d);
-  }
-
   std::vector<push_node_state<V>> st_;
   std::vector<V> est_;
   std::vector<I> seeds_;
@@ -302,7 +290,6 @@ class push_state {
   const I* indices_ = nullptr;
   void (*zero_rows_)(push_state&) = nullptr;
   void (*list_rows_)(const push_state&, std::vector<I>&) = nullptr;
-  V (*threshold_)(const push_state&, I) = nullptr;
 };
 
 }  // namespace detail

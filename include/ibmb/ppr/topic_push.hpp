@@ -77,7 +77,6 @@ class topic_push_workspace {
 
   [[nodiscard]] std::span<const I> settled_nodes() const { return state_.settled_nodes(); }
   [[nodiscard]] V estimate(I v) const { return state_.estimate(v); }
-  [[nodiscard]] bool settled(I v) const { return state_.settled(v); }
 
   /// Adds residual `mass` at node v (the seeding). Call `run` once all seeds are in.
   void seed(I v, V mass) { state_.add_residual(v, mass); }
