@@ -8,9 +8,9 @@
 #pragma once
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdint>
-#include <cstdio>
 #include <filesystem>
 #include <limits>
 #include <span>
@@ -184,14 +184,32 @@ class staleness_monitor final : public history_observer {
     atomic_write(path, [&](file_writer& w) {
       w.write(std::string_view(csv_header));
       w.write(std::string_view("\n"));
+      // std::to_chars: the same text as printf's %lld / %.9g / %.6g, but never localized (a
+      // program's LC_NUMERIC must not turn the decimal point into a comma).
+      std::string line;
+      // Each field is followed by `end` (',' or the line's '\n').
+      auto put_int = [&](std::int64_t x, char end) {
+        char buf[24];
+        line.append(buf, std::to_chars(buf, buf + sizeof buf, x).ptr);
+        line += end;
+      };
+      auto put_real = [&](double x, int digits, char end) {
+        char buf[40];
+        line.append(
+            buf, std::to_chars(buf, buf + sizeof buf, x, std::chars_format::general, digits).ptr);
+        line += end;
+      };
       for (const auto& r : series_) {
-        char line[256];
-        const int n = std::snprintf(
-            line, sizeof line, "%lld,%lld,%.9g,%.9g,%lld,%lld,%.6g,%lld\n",
-            static_cast<long long>(r.epoch), static_cast<long long>(r.layer), r.cached_error,
-            r.corrected_error, static_cast<long long>(r.rows),
-            static_cast<long long>(r.never_written), r.mean_age, static_cast<long long>(r.step));
-        w.write(line, static_cast<std::size_t>(n));
+        line.clear();
+        put_int(r.epoch, ',');
+        put_int(r.layer, ',');
+        put_real(r.cached_error, 9, ',');
+        put_real(r.corrected_error, 9, ',');
+        put_int(r.rows, ',');
+        put_int(r.never_written, ',');
+        put_real(r.mean_age, 6, ',');
+        put_int(r.step, '\n');
+        w.write(std::string_view(line));
       }
     });
   }
