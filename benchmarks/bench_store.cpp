@@ -141,10 +141,34 @@ void bm_induced(benchmark::State& state) {
   state.counters["local_edges"] = static_cast<double>(edges);
 }
 
+/// memcpy of `bytes` per batch from contiguous (wrapping) runs of the feature array into
+/// `out`; with T threads each batch's bytes are split into T contiguous pieces.
+void memcpy_batches(const setup& s, int T, std::vector<float>& out, std::size_t& at) {
+  const auto F = static_cast<std::size_t>(s.features);
+  const std::size_t total = s.ds.features.size();
+  for (std::size_t b = 0; b < s.plan.num_batches(); ++b) {
+    const std::size_t n = s.plan.batch_nodes(b).size() * F;
+    if (at + n > total) at = 0;  // one contiguous source run per batch
+#pragma omp parallel for num_threads(T) schedule(static, 1)
+    for (int t = 0; t < T; ++t) {
+      const std::size_t lo = n * static_cast<std::size_t>(t) / static_cast<std::size_t>(T),
+                        hi = n * static_cast<std::size_t>(t + 1) / static_cast<std::size_t>(T);
+      std::memcpy(out.data() + lo, s.ds.features.data() + at + lo, (hi - lo) * 4);
+    }
+    at += n;
+    benchmark::DoNotOptimize(out.data());
+  }
+  benchmark::ClobberMemory();
+}
+
 /// Feature gather of every batch (read_batch_features into one buffer), T = range(1) threads.
+/// Each iteration is followed (untimed) by bm_memcpy's copy of the same bytes, so the
+/// `x_memcpy` counter (memcpy time / gather time) compares the two in the same seconds: this
+/// machine's memory speed drifts between benchmarks run minutes apart.
 void bm_gather(benchmark::State& state) {
   const auto& s = get(state.range(0));
-  ibmb::scoped_threads th(static_cast<int>(state.range(1)));
+  const int T = static_cast<int>(state.range(1));
+  ibmb::scoped_threads th(T);
   ibmb::materialize_options o;
   o.ids_only = true;
   o.fingerprint = false;
@@ -154,7 +178,10 @@ void bm_gather(benchmark::State& state) {
     max_nodes = std::max(max_nodes, st.batch(b).num_nodes());
   std::vector<float> out(static_cast<std::size_t>(max_nodes * s.features));
   const auto bytes = st.total_nodes() * s.features * 4;
+  double gather_s = 0, memcpy_s = 0;
+  std::size_t at = 0;
   for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
     for (std::size_t b = 0; b < st.num_batches(); ++b) {
       const auto v = st.batch(b);
       ibmb::read_batch_features(
@@ -163,9 +190,18 @@ void bm_gather(benchmark::State& state) {
       benchmark::DoNotOptimize(out.data());
     }
     benchmark::ClobberMemory();
+    const auto t1 = std::chrono::steady_clock::now();
+    state.PauseTiming();
+    memcpy_batches(s, T, out, at);
+    const auto t2 = std::chrono::steady_clock::now();
+    state.ResumeTiming();
+    gather_s += std::chrono::duration<double>(t1 - t0).count();
+    memcpy_s += std::chrono::duration<double>(t2 - t1).count();
   }
   state.SetBytesProcessed(state.iterations() * bytes);
   state.counters["row_bytes"] = static_cast<double>(s.features * 4);
+  state.counters["memcpy_GB/s"] = static_cast<double>(state.iterations() * bytes) / memcpy_s / 1e9;
+  state.counters["x_memcpy"] = memcpy_s / gather_s;
 }
 
 /// memcpy of the same bytes per batch, from contiguous (wrapping) runs of the feature array;
@@ -174,7 +210,6 @@ void bm_memcpy(benchmark::State& state) {
   const auto& s = get(state.range(0));
   const int T = static_cast<int>(state.range(1));
   const auto F = static_cast<std::size_t>(s.features);
-  const std::size_t total = s.ds.features.size();
   std::int64_t max_nodes = 0, all = 0;
   for (std::size_t b = 0; b < s.plan.num_batches(); ++b) {
     max_nodes =
@@ -182,22 +217,8 @@ void bm_memcpy(benchmark::State& state) {
     all += static_cast<std::int64_t>(s.plan.batch_nodes(b).size());
   }
   std::vector<float> out(static_cast<std::size_t>(max_nodes) * F);
-  for (auto _ : state) {
-    std::size_t at = 0;
-    for (std::size_t b = 0; b < s.plan.num_batches(); ++b) {
-      const std::size_t n = s.plan.batch_nodes(b).size() * F;
-      if (at + n > total) at = 0;  // one contiguous source run per batch
-#pragma omp parallel for num_threads(T) schedule(static, 1)
-      for (int t = 0; t < T; ++t) {
-        const std::size_t lo = n * static_cast<std::size_t>(t) / static_cast<std::size_t>(T),
-                          hi = n * static_cast<std::size_t>(t + 1) / static_cast<std::size_t>(T);
-        std::memcpy(out.data() + lo, s.ds.features.data() + at + lo, (hi - lo) * 4);
-      }
-      at += n;
-      benchmark::DoNotOptimize(out.data());
-    }
-    benchmark::ClobberMemory();
-  }
+  std::size_t at = 0;
+  for (auto _ : state) memcpy_batches(s, T, out, at);
   state.SetBytesProcessed(state.iterations() * all * static_cast<std::int64_t>(F) * 4);
   state.counters["row_bytes"] = static_cast<double>(F * 4);
 }

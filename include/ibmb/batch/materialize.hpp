@@ -36,11 +36,10 @@ namespace detail {
 /// the cache, and a few rows in flight hide most of the latency.
 inline constexpr std::size_t gather_ahead = 16;
 
-inline void prefetch_row(const std::vector<float>& features, std::int64_t id, std::int64_t n,
-                         std::size_t F) {
-  if (id < 0 || id >= n) return;
-  const char* p = reinterpret_cast<const char*>(features.data() + static_cast<std::size_t>(id) * F);
-  for (std::size_t off = 0; off < F * sizeof(float); off += 64) __builtin_prefetch(p + off);
+/// Prefetches the cache lines of one feature row (its id already checked).
+inline void prefetch_row(const void* row, std::size_t bytes) {
+  const auto* p = static_cast<const char*>(row);
+  for (std::size_t off = 0; off < bytes; off += 64) __builtin_prefetch(p + off);
 }
 
 /// Local position of a batch's i-th sorted node in the outputs-first order.
@@ -177,26 +176,31 @@ batch_store materialize_impl(const basic_dataset<I, O>& ds, const batch_plan<I>&
     s_nout[b] = plan.output_ptr[static_cast<std::size_t>(b) + 1] -
                 plan.output_ptr[static_cast<std::size_t>(b)];
 
-  // Labels and features, parallel over all stored nodes.
+  // Labels and features, parallel over all stored nodes (ids checked by plan.validate). Raw
+  // pointers in the loop: through the containers the gather ran about 25% slower (reloads
+  // around every memcpy; docs/benchmarks.md).
   const auto row_bytes = static_cast<std::size_t>(F) * dtype_size(dt);
+  const auto uF = static_cast<std::size_t>(F);
+  const float* feat = ds.features.data();
+  const auto* lab = ds.labels.data();
+  const std::int64_t* id = ids.data();
+  const auto ahead = static_cast<std::int64_t>(gather_ahead);
 #pragma omp parallel for schedule(static)
   for (std::int64_t i = 0; i < NT; ++i) {
-    const auto v = static_cast<std::size_t>(ids[static_cast<std::size_t>(i)]);
-    if (dt != feature_dtype::none && i + static_cast<std::int64_t>(gather_ahead) < NT)
-      prefetch_row(ds.features, ids[static_cast<std::size_t>(i) + gather_ahead], N,
-                   static_cast<std::size_t>(F));
-    if (has_labels) s_lab[i] = ds.labels[v];
+    const auto v = static_cast<std::size_t>(id[i]);
+    if (has_labels) s_lab[i] = lab[v];
     if (dt == feature_dtype::none) continue;
-    const float* src = ds.features.data() + v * static_cast<std::size_t>(F);
+    if (i + ahead < NT) prefetch_row(feat + static_cast<std::size_t>(id[i + ahead]) * uF, uF * 4);
+    const float* src = feat + v * uF;
     std::byte* dst = s_feat + static_cast<std::size_t>(i) * row_bytes;
     if (dt == feature_dtype::float32) {
       std::memcpy(dst, src, row_bytes);
     } else {
       auto* d16 = reinterpret_cast<std::uint16_t*>(dst);
       if (dt == feature_dtype::float16)
-        for (std::int64_t f = 0; f < F; ++f) d16[f] = float_to_half(src[f]);
+        for (std::size_t f = 0; f < uF; ++f) d16[f] = float_to_half(src[f]);
       else
-        for (std::int64_t f = 0; f < F; ++f) d16[f] = float_to_bfloat16(src[f]);
+        for (std::size_t f = 0; f < uF; ++f) d16[f] = float_to_bfloat16(src[f]);
     }
   }
   mem.shrink(static_cast<std::size_t>(file_size));
@@ -308,16 +312,19 @@ void read_batch_features(const basic_dataset<I, O>& ds, const batch_view& v, std
   }
   const auto rows = static_cast<std::int64_t>(n);
   const bool parallel = n * F * sizeof(float) >= parallel_bytes;
+  // Raw pointers in the loop: through the span and vector the gather ran about 25% slower
+  // (their data pointers are reloaded around every memcpy; docs/benchmarks.md).
+  const float* src = ds.features.data();
+  float* dst = out.data();
+  const std::int64_t* id = v.node_ids.data();
+  const auto ahead = static_cast<std::int64_t>(detail::gather_ahead);
   // schedule(static): one contiguous chunk of rows per thread.
 #pragma omp parallel for schedule(static) if (parallel)
   for (std::int64_t i = 0; i < rows; ++i) {
-    if (i + static_cast<std::int64_t>(detail::gather_ahead) < rows)
-      detail::prefetch_row(ds.features,
-                           v.node_ids[static_cast<std::size_t>(i) + detail::gather_ahead], N, F);
-    std::memcpy(
-        out.data() + static_cast<std::size_t>(i) * F,
-        ds.features.data() + static_cast<std::size_t>(v.node_ids[static_cast<std::size_t>(i)]) * F,
-        F * sizeof(float));
+    if (i + ahead < rows)
+      detail::prefetch_row(src + static_cast<std::size_t>(id[i + ahead]) * F, F * 4);
+    std::memcpy(dst + static_cast<std::size_t>(i) * F, src + static_cast<std::size_t>(id[i]) * F,
+                F * sizeof(float));
   }
 }
 
