@@ -1,5 +1,6 @@
 // Induced-subgraph extraction (graph/subgraph.hpp) against a brute-force dense reference.
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <numeric>
@@ -147,6 +148,25 @@ TEST_CASE("subgraph_extractor is reusable and reports bad ids", "[subgraph]") {
   std::vector<double> w(static_cast<std::size_t>(m));
   ex.write(std::span<std::int32_t>(ip), std::span<std::int32_t>(idx), std::span<double>(w),
            std::span<const double>(values));
+  // A value function taking the local ids gets the row's position and the column's.
+  std::atomic<int> mismatches{0};
+  for (std::vector<std::int64_t> order :
+       {std::vector<std::int64_t>{1, 2, 7, 30}, {7, 30, 1, 2}, {30, 2, 7, 1}}) {
+    const auto mm = ex.scan(std::span<const std::int64_t>(order));
+    std::vector<std::int64_t> ip2(order.size() + 1), idx2(static_cast<std::size_t>(mm));
+    std::vector<double> w2(static_cast<std::size_t>(mm));
+    ex.write_with(
+        std::span<std::int64_t>(ip2), std::span<std::int64_t>(idx2), std::span<double>(w2),
+        [&](std::int64_t e, std::int64_t u, std::int64_t v, std::int64_t i,
+            std::int64_t l) {  // called from the OpenMP threads: no REQUIRE here
+          if (order[static_cast<std::size_t>(i)] != u || order[static_cast<std::size_t>(l)] != v ||
+              g.indices[static_cast<std::size_t>(e)] != v)
+            ++mismatches;
+          return static_cast<double>(l);
+        });
+    REQUIRE(mismatches == 0);
+    for (std::size_t p = 0; p < idx2.size(); ++p) REQUIRE(w2[p] == static_cast<double>(idx2[p]));
+  }
   for (std::size_t i = 0; i < nodes.size(); ++i)
     for (auto p = ip[i]; p < ip[i + 1]; ++p) {
       const auto e = static_cast<std::size_t>(w[static_cast<std::size_t>(p)]);

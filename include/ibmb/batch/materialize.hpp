@@ -128,8 +128,11 @@ batch_store materialize_impl(const basic_dataset<I, O>& ds, const batch_plan<I>&
                         s_ids + plan.node_ptr[static_cast<std::size_t>(b)]);
   const std::span<const std::int64_t> ids(s_ids, static_cast<std::size_t>(NT));
 
-  // Local CSRs, batch after batch (rows of a batch in parallel).
+  // Local CSRs, batch after batch (rows of a batch in parallel). The normalization's per-node
+  // factors are gathered in each batch's local order first: looked up by global id, each
+  // row's factor was a cache miss on the critical path (docs/benchmarks.md).
   subgraph_extractor<I, O, float> ex(g);
+  std::vector<double> local_scales;
   std::vector<std::int64_t> edge_ptr(static_cast<std::size_t>(B) + 1, 0);
   for (std::int64_t b = 0; b < B; ++b) {
     const std::int64_t n0 = plan.node_ptr[static_cast<std::size_t>(b)];
@@ -141,13 +144,20 @@ batch_store materialize_impl(const basic_dataset<I, O>& ds, const batch_plan<I>&
         ex.scan(ids.subspan(static_cast<std::size_t>(n0), static_cast<std::size_t>(nn))));
     const auto e0 = static_cast<std::size_t>(edge_ptr[static_cast<std::size_t>(b)]);
     edge_ptr[static_cast<std::size_t>(b) + 1] = static_cast<std::int64_t>(e0 + m);
+    local_scales.resize(scales.empty() ? 0 : static_cast<std::size_t>(nn));
+    const double* sc = scales.data();
+    double* ls = local_scales.data();
+#pragma omp parallel for schedule(static)
+    for (std::int64_t i = 0; i < static_cast<std::int64_t>(local_scales.size()); ++i)
+      ls[i] = sc[ids[static_cast<std::size_t>(n0 + i)]];
+    const std::span<const double> lsc(local_scales);
     ex.write_with(
         std::span<std::int64_t>(s_indptr + n0 + b, static_cast<std::size_t>(nn) + 1),
         std::span<std::int64_t>(s_idx + e0, m), std::span<float>(w_tmp + e0, m),
-        [&](std::int64_t e, std::int64_t u, std::int64_t v) {
+        [&](std::int64_t e, std::int64_t, std::int64_t, std::int64_t i, std::int64_t l) {
           const double a =
               g.has_weights() ? static_cast<double>(g.weights[static_cast<std::size_t>(e)]) : 1.0;
-          return normalized_value<float>(a, opt.norm, scales, u, v);
+          return normalized_value<float>(a, opt.norm, lsc, i, l);
         });
     report(opt.progress, "extract", b + 1, B);
   }

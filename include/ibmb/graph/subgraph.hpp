@@ -6,20 +6,24 @@
 // One pass over the neighbour lists of the nodes: each entry is tested against an N-bit
 // membership bitmap (small enough to stay in cache; a 4-byte map lookup per entry was the
 // bottleneck) and kept branch-free in a per-thread scratch buffer; a second pass over the
-// kept entries only maps them to local ids through an N-sized map and writes the final CSR.
-// Bitmap and map are kept clear between calls, so a call costs O(its rows' entries), never
-// O(N). Columns come out sorted without a sort when the graph's rows are
-// sorted and `nodes` is one or two increasing runs (sorted ids, or the store's outputs-first
-// order): the kept entries of a row are then in local order within each run, and the second
-// pass is a stable partition by run. Other inputs fall back to a stable sort per row, so
-// repeated entries keep their input order in every case.
+// kept entries only maps them to local ids and writes the final CSR. When `nodes` is one or
+// two increasing runs (sorted ids, or the store's outputs-first order) a local id is the
+// node's rank in the bitmap (a per-word count + a popcount) through the merge order of the
+// runs: all of it stays in cache, where an N-sized map lookup per kept entry missed it
+// (docs/benchmarks.md). Other orders use an N-sized map, allocated on first use. Bitmap and
+// map are kept clear between calls, so a call costs O(its rows' entries), never O(N).
+// Columns come out sorted without a sort when the graph's rows are sorted and `nodes` is one
+// or two increasing runs: the kept entries of a row are then in local order within each run,
+// and the second pass is a stable partition by run. Other inputs fall back to a stable sort
+// per row, so repeated entries keep their input order in every case.
 //
-//   ibmb::subgraph_extractor ex(g);          // allocates the map once (int32 x N)
+//   ibmb::subgraph_extractor ex(g);          // allocates the bitmap once (N / 8 + N / 16 bytes)
 //   auto m = ex.scan(nodes);                 // local entries of this subgraph
 //   ex.write(indptr, indices, weights);      // spans of n + 1, m, m (any int / float types)
 #pragma once
 
 #include <algorithm>
+#include <bit>
 #include <cstdint>
 #include <limits>
 #include <numeric>
@@ -34,15 +38,30 @@
 
 namespace ibmb {
 
+namespace detail {
+
+/// Bits set in x: the instruction when the build targets it, else a few shifts and adds (a
+/// portable x86-64 build would call libgcc's __popcountdi2 for std::popcount).
+inline int popcount64(std::uint64_t x) {
+#if defined(__POPCNT__) || !(defined(__x86_64__) || defined(__i386__))
+  return std::popcount(x);
+#else
+  x -= (x >> 1) & 0x5555555555555555ull;
+  x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+  x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
+  return static_cast<int>((x * 0x0101010101010101ull) >> 56);
+#endif
+}
+
+}  // namespace detail
+
 /// Extracts induced subgraphs of one graph, one after another (not thread-safe itself; its
 /// passes are OpenMP-parallel over rows). Keep one per graph and reuse it across calls.
 template <class I, class O, class W>
 class subgraph_extractor {
  public:
   explicit subgraph_extractor(csr_view<I, O, W> g)
-      : g_(g),
-        map_(static_cast<std::size_t>(g.num_rows), -1),
-        bits_((static_cast<std::size_t>(g.num_rows) + 63) / 64, 0) {
+      : g_(g), bits_((static_cast<std::size_t>(g.num_rows) + 63) / 64, 0), wrank_(bits_.size(), 0) {
     IBMB_EXPECTS(g.num_rows == g.num_cols, "subgraph_extractor: the graph is ", g.num_rows, " x ",
                  g.num_cols, " (expected square)");
   }
@@ -69,17 +88,17 @@ class subgraph_extractor {
         throw out_of_range(
             detail::concat("subgraph_extractor: nodes[", i, "] = ", v, " outside [0, ", N, ")"));
       }
-      auto& slot = map_[static_cast<std::size_t>(v)];
-      if (slot >= 0) {
-        const auto first = slot;
+      auto& word = bits_[static_cast<std::size_t>(v) >> 6];
+      const std::uint64_t bit = std::uint64_t{1} << (v & 63);
+      if (word & bit) {
+        const auto first = std::find(nodes_.begin(), nodes_.end(), v) - nodes_.begin();
         clear();
         nodes_.clear();
         throw invalid_argument(detail::concat("subgraph_extractor: node ", v,
                                               " appears twice (nodes[", first, "] and nodes[", i,
                                               "])"));
       }
-      slot = static_cast<std::int32_t>(i);
-      bits_[static_cast<std::size_t>(v) >> 6] |= std::uint64_t{1} << (v & 63);
+      word |= bit;
     }
     // Runs: split_ = length of the first increasing run when the rest is increasing too.
     split_ = n;
@@ -92,6 +111,27 @@ class subgraph_extractor {
         }
         split_ = i;
       }
+    }
+    if (two_runs_) {
+      // Local ids by rank: wrank_[w] = nodes in the words before w (set for the words in
+      // use only), perm_[rank] = local id (the merge of the two runs; none when sorted).
+      perm_.resize(split_ == n ? 0 : static_cast<std::size_t>(n));
+      std::int64_t a = 0, b = split_, prev = -1;
+      for (std::int64_t r = 0; r < n; ++r) {
+        const bool first = b >= n || (a < split_ && nodes_[static_cast<std::size_t>(a)] <
+                                                        nodes_[static_cast<std::size_t>(b)]);
+        const std::int64_t i = first ? a++ : b++;
+        const std::int64_t w = nodes_[static_cast<std::size_t>(i)] >> 6;
+        if (w != prev) wrank_[static_cast<std::size_t>(w)] = static_cast<std::int32_t>(r);
+        prev = w;
+        if (!perm_.empty()) perm_[static_cast<std::size_t>(r)] = static_cast<std::int32_t>(i);
+      }
+    } else {
+      if (map_.empty()) map_.assign(static_cast<std::size_t>(N), -1);
+      for (std::int64_t i = 0; i < n; ++i)
+        map_[static_cast<std::size_t>(nodes_[static_cast<std::size_t>(i)])] =
+            static_cast<std::int32_t>(i);
+      map_used_ = true;
     }
     // Scratch: one growing buffer per thread holding the kept entries of its rows; each row
     // records where its entries went (no pass over the rows' degrees beforehand: that would
@@ -180,8 +220,11 @@ class subgraph_extractor {
   }
 
   /// As `write`, with each weight computed as `value(e, u, v)` for the global entry e from
-  /// row u to column v (global ids), e.g. a normalization applied on the fly. `value` is
-  /// called concurrently from several threads.
+  /// row u to column v (global ids), e.g. a normalization applied on the fly, or as
+  /// `value(e, u, v, i, l)` when `value` takes the local ids too (row i = position of u in
+  /// `nodes`, column l): per-node data gathered in local order then stays in cache, where a
+  /// lookup by global id misses it once per row. `value` is called concurrently from
+  /// several threads.
   template <class LI, class LW, class ValueFn>
   void write_with(std::span<LI> indptr, std::span<LI> indices, std::span<LW> weights,
                   ValueFn value) {
@@ -205,6 +248,8 @@ class subgraph_extractor {
 #pragma omp parallel
     {
       std::vector<std::pair<std::int32_t, std::int64_t>> tmp;
+      std::vector<std::int32_t> loc;   // local ids of the row's kept entries
+      std::vector<std::int64_t> take;  // their order in the row
 #pragma omp for schedule(dynamic, 64)
       for (std::int64_t i = 0; i < n; ++i) {
         const auto ui = static_cast<std::size_t>(i);
@@ -219,23 +264,44 @@ class subgraph_extractor {
         std::int64_t k = 0;
         auto put = [&](std::int32_t l, std::int64_t j) {  // local column l, kept entry j
           oi[k] = static_cast<LI>(l);
-          if (want_w) ow[k] = value(sp[j], u, static_cast<std::int64_t>(sc[j]));
+          if (want_w) {
+            if constexpr (std::is_invocable_v<ValueFn&, std::int64_t, std::int64_t, std::int64_t,
+                                              std::int64_t, std::int64_t>)
+              ow[k] = value(sp[j], u, static_cast<std::int64_t>(sc[j]), i,
+                            static_cast<std::int64_t>(l));
+            else
+              ow[k] = value(sp[j], u, static_cast<std::int64_t>(sc[j]));
+          }
           ++k;
         };
-        auto local = [&](std::int64_t j) { return map_[static_cast<std::size_t>(sc[j])]; };
+        auto local = [&](std::int64_t j) -> std::int32_t {
+          const auto c = static_cast<std::uint64_t>(sc[j]);
+          if (!two_runs) return map_[c];
+          const std::int32_t r =
+              wrank_[c >> 6] +
+              detail::popcount64(bits_[c >> 6] & ((std::uint64_t{1} << (c & 63)) - 1));
+          return perm_.empty() ? r : perm_[static_cast<std::size_t>(r)];
+        };
         if (ordered_[ui] && two_runs) {
           // Within each run, local order = global order: a stable partition sorts the row.
-          std::int64_t second = -1;  // first kept entry of the second run
-          for (std::int64_t j = 0; j < m; ++j) {
-            const auto l = local(j);
-            if (l < split)
-              put(l, j);
-            else if (second < 0)
-              second = j;
+          // Branch-free: the local ids first (independent lookups the core overlaps), then
+          // the order (first run, then second), then the writes.
+          const auto um = static_cast<std::size_t>(m);
+          if (loc.size() < um + 1) {
+            loc.resize(std::max(um + 1, 2 * loc.size()));
+            take.resize(loc.size());
           }
-          if (second >= 0)
-            for (std::int64_t j = second; j < m; ++j)
-              if (const auto l = local(j); l >= split) put(l, j);
+          for (std::int64_t j = 0; j < m; ++j) loc[static_cast<std::size_t>(j)] = local(j);
+          std::int64_t q = 0;
+          for (std::int64_t j = 0; j < m; ++j) {
+            take[static_cast<std::size_t>(q)] = j;
+            q += loc[static_cast<std::size_t>(j)] < split;
+          }
+          for (std::int64_t j = 0; j < m; ++j) {
+            take[static_cast<std::size_t>(q)] = j;
+            q += loc[static_cast<std::size_t>(j)] >= split;
+          }
+          for (std::size_t p = 0; p < um; ++p) put(loc[static_cast<std::size_t>(take[p])], take[p]);
         } else {
           tmp.clear();
           for (std::int64_t j = 0; j < m; ++j) tmp.emplace_back(local(j), j);
@@ -255,20 +321,23 @@ class subgraph_extractor {
   void clear() {
     for (std::int64_t i = 0; i < mapped_; ++i) {
       const auto v = static_cast<std::size_t>(nodes_[static_cast<std::size_t>(i)]);
-      map_[v] = -1;
+      if (map_used_) map_[v] = -1;
       bits_[v >> 6] = 0;
     }
     mapped_ = 0;
+    map_used_ = false;
   }
 
   static constexpr std::int64_t prefetch_rows = 8;       // rows ahead
   static constexpr std::size_t prefetch_entries = 1024;  // bytes of a row prefetched at most
   csr_view<I, O, W> g_;
-  std::vector<std::int32_t> map_;    // global -> local, -1 outside the current subgraph
-  std::vector<std::uint64_t> bits_;  // the same membership as one bit per node (fits a cache)
-  std::vector<std::int64_t> nodes_;  // a copy: the map is reset from it
+  std::vector<std::uint64_t> bits_;  // membership, one bit per node (fits a cache)
+  std::vector<std::int32_t> wrank_;  // per bitmap word in use: members in the words before it
+  std::vector<std::int32_t> perm_;   // rank -> local id (two runs; empty when sorted)
+  std::vector<std::int32_t> map_;    // other orders: global -> local, -1 outside
+  std::vector<std::int64_t> nodes_;  // a copy: the bitmap is reset from it
   std::int64_t mapped_ = 0, split_ = 0, total_ = 0;
-  bool two_runs_ = true;
+  bool two_runs_ = true, map_used_ = false;
   std::vector<std::int64_t> count_, at_;  // per row: kept entries, offset in its thread's buffer
   std::vector<std::int32_t> tid_;         // per row: the thread that scanned it
   std::vector<char> ordered_;             // per row: the global row was sorted
