@@ -111,19 +111,19 @@ void bm_extract(benchmark::State& state) {
 
 /// The extraction kernel alone on scipy's input: for every batch its sorted node ids,
 /// `A[idx][:, idx]` with values (subgraph_extractor scan + write into reused buffers).
-void bm_induced(benchmark::State& state) {
-  const auto& s = get(128);
+template <class I>
+void run_induced(benchmark::State& state, ibmb::csr_view<I, std::int64_t, float> g,
+                 const ibmb::batch_plan<std::int64_t>& plan) {
   ibmb::scoped_threads th(static_cast<int>(state.range(0)));
-  const auto g = s.ds.graph.view();
   ibmb::subgraph_extractor ex(g);
   std::vector<std::int64_t> ip, idx;
   std::vector<float> w;
   std::int64_t edges = 0, scanned = 0;
-  for (std::int64_t v : s.plan.nodes) scanned += g.degree(v);
+  for (std::int64_t v : plan.nodes) scanned += g.degree(v);
   for (auto _ : state) {
     edges = 0;
-    for (std::size_t b = 0; b < s.plan.num_batches(); ++b) {
-      const auto nodes = s.plan.batch_nodes(b);
+    for (std::size_t b = 0; b < plan.num_batches(); ++b) {
+      const auto nodes = plan.batch_nodes(b);
       const auto m = ex.scan(nodes);
       ip.resize(nodes.size() + 1);
       idx.resize(static_cast<std::size_t>(m));
@@ -139,6 +139,26 @@ void bm_induced(benchmark::State& state) {
   state.counters["scanned_edges/s"] = benchmark::Counter(
       static_cast<double>(scanned), benchmark::Counter::kIsIterationInvariantRate);
   state.counters["local_edges"] = static_cast<double>(edges);
+}
+
+void bm_induced(benchmark::State& state) {
+  const auto& s = get(128);
+  run_induced(state, s.ds.graph.view(), s.plan);
+}
+
+/// The same on a copy of the graph with int32 column ids: what scipy works on (its
+/// csr_matrix casts the exported int64 indices to int32 when they fit).
+void bm_induced32(benchmark::State& state) {
+  const auto& s = get(128);
+  static ibmb::csr_graph<std::int32_t, std::int64_t, float> g32;
+  if (g32.indptr.empty()) {
+    const auto& g = s.ds.graph;
+    g32.num_rows = g32.num_cols = static_cast<std::int32_t>(g.num_rows);
+    g32.indptr = g.indptr;
+    g32.indices.assign(g.indices.begin(), g.indices.end());
+    g32.weights = g.weights;
+  }
+  run_induced(state, g32.view(), s.plan);
 }
 
 /// memcpy of `bytes` per batch from contiguous (wrapping) runs of the feature array into
@@ -277,6 +297,7 @@ void bm_open_first_batch(benchmark::State& state) {
 
 BENCHMARK(bm_extract)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(bm_induced)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(bm_induced32)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 // {feature width, threads}: 64 or 128 float32 features (256 or 512-byte rows), 1 or 2 threads.
 BENCHMARK(bm_gather)
     ->ArgsProduct({{64, 128}, {1, 2}})

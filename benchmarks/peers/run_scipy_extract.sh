@@ -24,6 +24,8 @@ peer = json.loads(peer_last)["local_edges_per_s"]
 print(f"{'scipy A[idx][:, idx] (1 thread)':44s} {peer/1e6:8.1f} M local edges/s")
 names = {"bm_induced/1/real_time": "ours, subgraph_extractor, 1 thread",
          "bm_induced/2/real_time": "ours, subgraph_extractor, 2 threads",
+         "bm_induced32/1/real_time": "ours, int32 column ids (as scipy), 1 thread",
+         "bm_induced32/2/real_time": "ours, int32 column ids (as scipy), 2 threads",
          "bm_extract/1/real_time": "ours, materialize ids-only, 1 thread",
          "bm_extract/2/real_time": "ours, materialize ids-only, 2 threads"}
 for b in json.load(open(sys.argv[1]))["benchmarks"]:
