@@ -101,63 +101,66 @@ void spit(const std::filesystem::path& p, const std::vector<char>& b) {
 
 TEST_CASE("materialize: local CSR equals the dense induced submatrix of the global normalization",
           "[store]") {
-  for (bool loops_in_graph : {false, true})
-    for (bool add_loops : {false, true})
-      for (auto norm : {normalization::none, normalization::row, normalization::symmetric}) {
-        CAPTURE(loops_in_graph, add_loops, to_string(norm));
-        auto f = make_fixture(23, 5, 7 + static_cast<std::uint64_t>(norm), loops_in_graph);
-        materialize_options o;
-        o.norm = norm;
-        o.add_self_loops = add_loops;
-        const auto s = materialize(f.ds, f.plan, o);
-        const auto n = f.ds.num_nodes();
-        const auto M = dense_normalized(n, f.edges, loops_in_graph || add_loops, norm);
-        REQUIRE(s.num_batches() == f.plan.num_batches());
-        for (std::size_t b = 0; b < s.num_batches(); ++b) {
-          const auto v = s.batch(b);
-          // outputs first, each part sorted: computed with std::set_difference
-          const auto outs = f.plan.batch_outputs(b);
-          const auto nodes = f.plan.batch_nodes(b);
-          std::vector<std::int64_t> expect(outs.begin(), outs.end());
-          std::set_difference(nodes.begin(), nodes.end(), outs.begin(), outs.end(),
-                              std::back_inserter(expect));
-          REQUIRE(std::vector<std::int64_t>(v.node_ids.begin(), v.node_ids.end()) == expect);
-          REQUIRE(v.num_outputs == static_cast<std::int64_t>(outs.size()));
-          v.graph.validate(true);
-          const auto k = static_cast<std::size_t>(v.num_nodes());
-          std::vector<double> local(k * k, 0.0);
-          std::vector<int> present(k * k, 0);
-          for (std::int64_t r = 0; r < v.num_nodes(); ++r) {
-            auto cols = v.graph.neighbors(r);
-            auto ws = v.graph.neighbor_weights(r);
-            for (std::size_t p = 0; p < cols.size(); ++p) {
-              local[static_cast<std::size_t>(r) * k + static_cast<std::size_t>(cols[p])] = ws[p];
-              present[static_cast<std::size_t>(r) * k + static_cast<std::size_t>(cols[p])] += 1;
-            }
-          }
-          std::size_t mismatches = 0;  // counted, not REQUIREd per entry: keeps the test fast
-          for (std::size_t i = 0; i < k; ++i)
-            for (std::size_t j = 0; j < k; ++j) {
-              const double ref = M[static_cast<std::size_t>(expect[i] * n + expect[j])];
-              const bool ok = present[i * k + j] == (ref != 0.0 ? 1 : 0) &&
-                              std::fabs(local[i * k + j] - ref) <= 1e-6 * std::max(1.0, ref);
-              if (!ok && mismatches++ == 0) {
-                CAPTURE(b, i, j, ref, local[i * k + j], present[i * k + j]);
-                CHECK(ok);
+  // 23 nodes: one bitmap word in the extractor; 300: several, shared by both runs of a batch.
+  for (std::int64_t nodes_in_graph : {23, 300})
+    for (bool loops_in_graph : {false, true})
+      for (bool add_loops : {false, true})
+        for (auto norm : {normalization::none, normalization::row, normalization::symmetric}) {
+          CAPTURE(nodes_in_graph, loops_in_graph, add_loops, to_string(norm));
+          auto f =
+              make_fixture(nodes_in_graph, 5, 7 + static_cast<std::uint64_t>(norm), loops_in_graph);
+          materialize_options o;
+          o.norm = norm;
+          o.add_self_loops = add_loops;
+          const auto s = materialize(f.ds, f.plan, o);
+          const auto n = f.ds.num_nodes();
+          const auto M = dense_normalized(n, f.edges, loops_in_graph || add_loops, norm);
+          REQUIRE(s.num_batches() == f.plan.num_batches());
+          for (std::size_t b = 0; b < s.num_batches(); ++b) {
+            const auto v = s.batch(b);
+            // outputs first, each part sorted: computed with std::set_difference
+            const auto outs = f.plan.batch_outputs(b);
+            const auto nodes = f.plan.batch_nodes(b);
+            std::vector<std::int64_t> expect(outs.begin(), outs.end());
+            std::set_difference(nodes.begin(), nodes.end(), outs.begin(), outs.end(),
+                                std::back_inserter(expect));
+            REQUIRE(std::vector<std::int64_t>(v.node_ids.begin(), v.node_ids.end()) == expect);
+            REQUIRE(v.num_outputs == static_cast<std::int64_t>(outs.size()));
+            v.graph.validate(true);
+            const auto k = static_cast<std::size_t>(v.num_nodes());
+            std::vector<double> local(k * k, 0.0);
+            std::vector<int> present(k * k, 0);
+            for (std::int64_t r = 0; r < v.num_nodes(); ++r) {
+              auto cols = v.graph.neighbors(r);
+              auto ws = v.graph.neighbor_weights(r);
+              for (std::size_t p = 0; p < cols.size(); ++p) {
+                local[static_cast<std::size_t>(r) * k + static_cast<std::size_t>(cols[p])] = ws[p];
+                present[static_cast<std::size_t>(r) * k + static_cast<std::size_t>(cols[p])] += 1;
               }
             }
-          REQUIRE(mismatches == 0);
-          // labels and features gathered in the same order
-          for (std::size_t i = 0; i < k; ++i) {
-            REQUIRE(v.labels[i] == f.ds.labels[static_cast<std::size_t>(expect[i])]);
-            for (std::int64_t c = 0; c < f.ds.num_features; ++c)
-              REQUIRE(v.features()[i * 5 + static_cast<std::size_t>(c)] ==
-                      f.ds.features[static_cast<std::size_t>(expect[i] * 5 + c)]);
+            std::size_t mismatches = 0;  // counted, not REQUIREd per entry: keeps the test fast
+            for (std::size_t i = 0; i < k; ++i)
+              for (std::size_t j = 0; j < k; ++j) {
+                const double ref = M[static_cast<std::size_t>(expect[i] * n + expect[j])];
+                const bool ok = present[i * k + j] == (ref != 0.0 ? 1 : 0) &&
+                                std::fabs(local[i * k + j] - ref) <= 1e-6 * std::max(1.0, ref);
+                if (!ok && mismatches++ == 0) {
+                  CAPTURE(b, i, j, ref, local[i * k + j], present[i * k + j]);
+                  CHECK(ok);
+                }
+              }
+            REQUIRE(mismatches == 0);
+            // labels and features gathered in the same order
+            for (std::size_t i = 0; i < k; ++i) {
+              REQUIRE(v.labels[i] == f.ds.labels[static_cast<std::size_t>(expect[i])]);
+              for (std::int64_t c = 0; c < f.ds.num_features; ++c)
+                REQUIRE(v.features()[i * 5 + static_cast<std::size_t>(c)] ==
+                        f.ds.features[static_cast<std::size_t>(expect[i] * 5 + c)]);
+            }
+            REQUIRE(std::vector<std::int64_t>(v.output_ids().begin(), v.output_ids().end()) ==
+                    std::vector<std::int64_t>(outs.begin(), outs.end()));
           }
-          REQUIRE(std::vector<std::int64_t>(v.output_ids().begin(), v.output_ids().end()) ==
-                  std::vector<std::int64_t>(outs.begin(), outs.end()));
         }
-      }
 }
 
 TEST_CASE("materialize: float16/bfloat16 storage, ids-only mode, read_batch_features", "[store]") {
