@@ -70,10 +70,9 @@ inline void check_push_params(const push_params& p, const char* who) {
                ": unknown push order ", static_cast<int>(p.order));
 }
 
-/// A list of distinct node ids with room for all N of them (+ 1 slot, so that the push loop
-/// can write a candidate unconditionally and keep it by advancing the count). Used as the
-/// settled list, the LIFO stack and the FIFO ring (a node is queued at most once at a time,
-/// so N + 1 slots always suffice).
+/// A list of distinct node ids with room for all N of them (N + 1 slots, so that the FIFO
+/// ring's modulo is defined even for N = 0). Used as the settled list, the LIFO stack and the
+/// FIFO ring (a node is queued at most once at a time, so the ring never overflows).
 template <class I>
 struct node_list {
   std::vector<I> buf;
@@ -212,8 +211,7 @@ class push_state {
   /// Queues v (not queued yet) unconditionally: the source of a single-source push.
   void enqueue(I v) {
     st_[static_cast<std::size_t>(v)].thr = std::numeric_limits<V>::infinity();
-    queue_.buf[(queue_.head + queue_.n) % queue_.buf.size()] = v;
-    ++queue_.n;
+    queue_.push_back(v);
   }
   /// Queues the seeds whose residual reached the threshold, in the order they were added.
   void enqueue_ready() {
