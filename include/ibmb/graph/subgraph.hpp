@@ -292,6 +292,10 @@ class subgraph_extractor {
             take.resize(loc.size());
           }
           for (std::int64_t j = 0; j < m; ++j) loc[static_cast<std::size_t>(j)] = local(j);
+          if (split == n) {  // one run (sorted nodes): the row is in local order already
+            for (std::int64_t j = 0; j < m; ++j) put(loc[static_cast<std::size_t>(j)], j);
+            continue;
+          }
           std::int64_t q = 0;
           for (std::int64_t j = 0; j < m; ++j) {
             take[static_cast<std::size_t>(q)] = j;
