@@ -123,3 +123,65 @@ TEST_CASE("cli: train writes a report and a model that infer reads", "[cli]") {
   CHECK_THAT(r.out, Catch::Contains("features"));
 }
 #endif
+
+#ifdef IBMB_CLI_PATH
+TEST_CASE("cli: outputs never overwrite inputs; stores and flags are checked before any work",
+          "[cli][bad-input]") {
+  namespace fs = std::filesystem;
+  const auto dir = ibmb::test::scratch_dir("cli_guard");
+  const auto data = dir / "g", other = dir / "g8";
+  REQUIRE(run_cli("generate --nodes 600 --seed 2 --out " + data.string()).code == 0);
+  REQUIRE(run_cli("generate --nodes 600 --seed 8 --out " + other.string()).code == 0);
+  const auto store = dir / "s.ibmb";
+  auto r = run_cli("build --data " + data.string() + " --batch-size 40 --out " + store.string());
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+  const std::string d = " --data " + data.string(), rep = " --report " + (dir / "r.json").string();
+  const auto indptr = data / "indptr.npy";
+  const auto before = slurp(indptr);
+  auto fails = [](const std::string& args, const std::string& what) {
+    INFO("ibmb " << args);
+    const auto res = run_cli(args);
+    INFO(res.out);
+    CHECK(res.code == 2);
+    CHECK(res.out.rfind("ibmb: error: ", 0) == 0);
+    CHECK(res.out.find('\n') == res.out.size() - 1);
+    CHECK_THAT(res.out, Catch::Contains(what));
+  };
+  // An output that is an input (or a file inside an input directory) is refused.
+  fails("ppr" + d + " --out " + indptr.string(), "would overwrite the input");
+  fails("ppr" + d + " --out " + store.string() + " --outputs " + store.string(),
+        "would overwrite the input");
+  fails("train" + d + " --epochs 1 --report " + indptr.string(), "would overwrite the input");
+  fails("train" + d + rep + " --epochs 1 --save-model " + indptr.string(),
+        "would overwrite the input");
+  fails("train" + d + " --epochs 1 --batches " + store.string() + " --report " + store.string(),
+        "would overwrite the input");
+  fails("build" + d + " --force --out " + indptr.string(), "would overwrite the input");
+  CHECK(slurp(indptr) == before);
+  // Unwritable outputs fail before the work, not after it.
+  fails("train" + d + " --epochs 1 --report " + (dir / "no" / "r.json").string(), "does not exist");
+  fails("ppr" + d + " --out " + dir.string(), "is a directory");
+  fails("info " + dir.string(), "not a regular file");
+  // Flags out of range or not finite.
+  fails("--threads 100000 stats" + d, "--threads");
+  fails("ppr" + d + " --threads 100000 --out " + (dir / "p.npz").string(), "--threads");
+  for (const char* f : {"--dropout nan", "--lr inf", "--alpha nan", "--aux-ratio nan"})
+    fails("train" + d + rep + " --epochs 1 " + f, "not");
+  CHECK(!fs::exists(dir / "r.json"));
+  // A store from another dataset, or a corrupted one, is refused by train and infer.
+  fails("train --data " + other.string() + rep + " --epochs 1 --batches " + store.string(),
+        "another dataset");
+  {
+    std::string bytes = slurp(store);
+    bytes[bytes.size() / 3] = static_cast<char>(bytes[bytes.size() / 3] ^ 0x55);
+    std::ofstream(dir / "bad.ibmb", std::ios::binary) << bytes;
+  }
+  fails("train" + d + rep + " --epochs 1 --batches " + (dir / "bad.ibmb").string(), "checksum");
+  // A huge --aux-ratio takes every node instead of overflowing.
+  r = run_cli("build" + d + " --method batchwise --parts 4 --aux-ratio 1e300 --out " +
+              (dir / "all.ibmb").string() + " --json");
+  INFO(r.out);
+  CHECK(r.code == 0);
+}
+#endif

@@ -257,6 +257,13 @@ TEST_CASE("gcn: training is identical for 1 and 2 threads; checkpoints round-tri
       dir / "bad.npz",
       {{"config", ibmb::encode_npy<std::int64_t>(std::vector<std::int64_t>{0, 1}, {2})}});
   CHECK_THROWS_AS(gcn::load_model(dir / "bad.npz"), ibmb::format_error);
+  // A config claiming a model far larger than the file is rejected before any allocation
+  // (hidden = 10^12 would otherwise be a bare bad_alloc, or an allocation of terabytes).
+  ibmb::write_npz(dir / "huge.npz",
+                  {{"config", ibmb::encode_npy<std::int64_t>(
+                                  std::vector<std::int64_t>{0, 8, 1000000000000, 3, 2, 0}, {6})},
+                   {"dropout", ibmb::encode_npy<double>(std::vector<double>{0.5}, {1})}});
+  CHECK_THROWS_WITH(gcn::load_model(dir / "huge.npz"), Catch::Contains("the file holds"));
 }
 
 TEST_CASE("gcn: short training on Cora; IBMB inference agrees with full-graph", "[gcn][data]") {

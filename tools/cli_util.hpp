@@ -9,13 +9,19 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <functional>
+#include <initializer_list>
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
+#include "ibmb/core/error.hpp"
 #include "ibmb/core/progress.hpp"
+#include "ibmb/graph/io/load.hpp"
 
 namespace ibmb::cli {
 
@@ -109,6 +115,68 @@ inline std::int64_t peak_rss_bytes() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
   return static_cast<std::int64_t>(ru.ru_maxrss) * 1024;
+}
+
+/// Most OpenMP threads a --threads flag accepts: a larger count is a typo, and libgomp crashes
+/// or tries to allocate hundreds of GB for one.
+inline constexpr int max_cli_threads = 1024;
+
+/// Rejects NaN and infinities: CLI11's Range and PositiveNumber let NaN through (every
+/// comparison with it is false). `ibmb` adds it to every floating-point option.
+inline CLI::Validator finite_number() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        char* end = nullptr;
+        const double v = std::strtod(text.c_str(), &end);
+        if (end != text.c_str() && !std::isfinite(v))
+          return "Value " + text + " is not a finite number";
+        return {};
+      },
+      "FINITE", "finite_number");
+}
+
+/// Adds `finite_number` to every floating-point option of `app` and its subcommands.
+inline void require_finite_floats(CLI::App& app) {
+  for (CLI::Option* opt : app.get_options())
+    if (opt->get_type_name().starts_with("FLOAT")) opt->check(finite_number());
+  for (CLI::App* sub : app.get_subcommands({})) require_finite_floats(*sub);
+}
+
+/// The file or directory a dataset SPEC reads (empty for the generator).
+inline std::filesystem::path dataset_path(const std::string& spec) {
+  if (spec.empty()) return {};
+  return ibmb::resolve_dataset_spec(spec).path;
+}
+
+/// Checks an output path before any work is done, so that a typo fails at once and nothing
+/// the user gave is overwritten: the path must not be a directory, its directory must exist,
+/// and it must be none of `inputs` (files, or directories whose existing files it would
+/// replace; empty paths are skipped). `flag` names the option in the message.
+inline void check_output_path(std::string_view flag, const std::string& out,
+                              std::initializer_list<std::filesystem::path> inputs) {
+  namespace fs = std::filesystem;
+  if (out.empty()) return;
+  const fs::path p(out);
+  std::error_code ec;
+  if (fs::is_directory(p, ec))
+    throw ibmb::io_error(detail::concat(flag, " ", out, ": is a directory (expected a file)"));
+  const fs::path parent = p.parent_path().empty() ? fs::path(".") : p.parent_path();
+  if (!fs::is_directory(parent, ec))
+    throw ibmb::io_error(
+        detail::concat(flag, " ", out, ": the directory ", parent.string(), " does not exist"));
+  if (!fs::exists(p, ec)) return;  // a new file replaces nothing
+  const fs::path target = fs::weakly_canonical(p, ec);
+  for (const auto& in : inputs) {
+    if (in.empty() || !fs::exists(in, ec)) continue;
+    const fs::path src = fs::weakly_canonical(in, ec);
+    bool inside = target == src;
+    if (!inside && fs::is_directory(src, ec))
+      for (fs::path q = target.parent_path(); !inside && q.has_relative_path(); q = q.parent_path())
+        inside = q == src;
+    if (inside)
+      throw ibmb::io_error(detail::concat(flag, " ", out, ": would overwrite the input ",
+                                          in.string(), " (choose another output path)"));
+  }
 }
 
 /// A subcommand and what runs it once it was parsed.

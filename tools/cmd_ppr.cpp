@@ -1,5 +1,6 @@
 // ibmb ppr: top-k node-wise PPR of the output nodes, written as a CSR .npz.
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,6 +27,11 @@ struct ppr_options {
 
 int run_ppr(const ppr_options& o) {
   const bool cuda = o.device == "cuda";
+  const bool outputs_file = o.outputs != "train" && o.outputs != "val" && o.outputs != "valid" &&
+                            o.outputs != "test" && o.outputs != "all";
+  check_output_path("--out", o.out,
+                    {dataset_path(o.data),
+                     outputs_file ? std::filesystem::path(o.outputs) : std::filesystem::path()});
   if (cuda) require_cuda_device();  // fail before loading anything
   auto ds = ibmb::load_dataset(o.data, terminal_progress());
   preprocess(ds);
@@ -89,7 +95,7 @@ void add_ppr_commands(CLI::App& app, command_list& cmds) {
   c->add_option("--topk", o->topk, "Entries kept per output (0 = all)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
-  c->add_option("--threads", o->threads, "OpenMP threads")->check(CLI::NonNegativeNumber);
+  c->add_option("--threads", o->threads, "OpenMP threads")->check(CLI::Range(0, max_cli_threads));
   c->add_option("--out", o->out, "Output .npz (indptr, indices, data, outputs)")->required();
   c->add_option("--device", o->device, "Where the push runs: cpu or cuda (needs a CUDA build)")
       ->check(CLI::IsMember({"cpu", "cuda"}))

@@ -150,8 +150,13 @@ ibmb::batch_store build_store(const ibmb::dataset& ds, std::span<const std::int6
   return s;
 }
 
+/// A prebuilt store for `ds`, checked in full (checksums and batch structure: a corrupted
+/// store must fail here, not index out of bounds in training) and against the dataset.
 ibmb::batch_store open_store(const std::string& file, const ibmb::dataset& ds) {
-  auto s = ibmb::load_store(file);
+  ibmb::load_options lo;
+  lo.verify_checksums = true;
+  lo.verify_batches = true;
+  auto s = ibmb::load_store(file, lo);
   if (static_cast<std::int64_t>(s.hdr().dataset_num_nodes) != ds.num_nodes())
     throw ibmb::invalid_argument(detail::concat("--batches ", file, ": built for a graph of ",
                                                 s.hdr().dataset_num_nodes,
@@ -160,6 +165,11 @@ ibmb::batch_store open_store(const std::string& file, const ibmb::dataset& ds) {
     throw ibmb::invalid_argument(detail::concat("--batches ", file, ": ", s.num_features(),
                                                 " features per node, the dataset has ",
                                                 ds.num_features));
+  if (s.hdr().dataset_fingerprint != 0 &&
+      s.hdr().dataset_fingerprint != ibmb::dataset_fingerprint(ds))
+    throw ibmb::invalid_argument(detail::concat(
+        "--batches ", file, ": built from another dataset than '", ds.name,
+        "' (the fingerprint in its header differs; rebuild it with ibmb build --data)"));
   return s;
 }
 
@@ -203,6 +213,12 @@ int run_train(const train_options& o, gcn::worker_exchange* ex) {
     throw ibmb::invalid_argument("--workers, --partitions and --staleness-report need --history");
   if (!o.staleness_report.empty() && o.layers < 2)
     throw ibmb::invalid_argument("--staleness-report needs --layers >= 2 (no cached layer)");
+  // Before any epoch: a report path that cannot be written fails now, not after training.
+  const auto data_path = dataset_path(o.data);
+  for (const auto& [flag, path] : {std::pair<const char*, const std::string&>{"--report", o.report},
+                                   {"--save-model", o.save_model},
+                                   {"--staleness-report", o.staleness_report}})
+    check_output_path(flag, path, {data_path, std::filesystem::path(o.batches)});
   stopwatch total;
   ibmb::dataset ds;
   stopwatch tl;
@@ -496,6 +512,9 @@ gcn::eval_result infer_built(const gcn::model<float>& net, const ibmb::dataset& 
 }
 
 int run_infer(const infer_options& o) {
+  check_output_path("--report", o.report,
+                    {dataset_path(o.data), std::filesystem::path(o.model_file),
+                     std::filesystem::path(o.batches)});
   stopwatch total;
   const auto loaded = gcn::load_model(o.model_file);
   ibmb::dataset ds;

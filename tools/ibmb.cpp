@@ -30,7 +30,7 @@ int main(int argc, char** argv) {
   app.fallthrough();  // --threads may also follow the subcommand
   int threads = 0;
   app.add_option("--threads", threads, "OpenMP threads (default: all cores)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0, ibmb::cli::max_cli_threads));
 
   ibmb::cli::command_list cmds;
   ibmb::cli::add_data_commands(app, cmds);
@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
   ibmb::cli::add_store_commands(app, cmds);
   ibmb::cli::add_train_commands(app, cmds);
   ibmb::cli::add_demo_command(app, cmds);
+  ibmb::cli::require_finite_floats(app);
 
   try {
     app.parse(argc, argv);

@@ -32,7 +32,7 @@ struct batchwise_params {
   /// METIS parts over all nodes (the paper's train/val/test defaults are e.g. 4/2/2 for
   /// ogbn-arxiv, 16/8/8 for ogbn-products).
   std::int32_t parts = 16;
-  /// Auxiliary nodes per batch: the top ceil(aux_ratio * N / parts) by score (1 in every
+  /// Auxiliary nodes per batch: the top min(N, ceil(aux_ratio * N / parts)) by score (1 in every
   /// configuration of the reference).
   double aux_ratio = 1.0;
   /// Power iteration (defaults: alpha 0.25, 50 iterations, D^-1 A as the reference).
@@ -180,8 +180,10 @@ batch_plan<I> batchwise_plan_with(csr_view<I, O, W> g,
   std::vector<std::int32_t> part_of_output(sorted.size());
   for (std::size_t i = 0; i < sorted.size(); ++i)
     part_of_output[i] = part.part[static_cast<std::size_t>(sorted[i])];
-  const auto aux = static_cast<std::int64_t>(
-      std::ceil(prm.aux_ratio * static_cast<double>(g.num_rows) / static_cast<double>(prm.parts)));
+  // At most N (a huge ratio would overflow the cast): every node, then.
+  const auto aux = static_cast<std::int64_t>(std::min(
+      std::ceil(prm.aux_ratio * static_cast<double>(g.num_rows) / static_cast<double>(prm.parts)),
+      static_cast<double>(g.num_rows)));
   t0 = std::chrono::steady_clock::now();
   auto plan = detail::plan_from_parts(std::span<const I>(sorted),
                                       std::span<const std::int32_t>(part_of_output), prm.parts, aux,

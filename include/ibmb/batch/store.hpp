@@ -356,6 +356,11 @@ inline void save_store(const batch_store& s, const std::filesystem::path& path) 
 struct load_options {
   /// Verify every section's crc32 (reads the whole file) before returning.
   bool verify_checksums = false;
+  /// Check every batch's structure before returning, as `verify_store` does: node ids in
+  /// range and increasing (outputs, then auxiliaries), local CSRs well formed. Reads the id
+  /// and CSR sections. Without it (or the checksums) a store corrupted after it was written
+  /// can index out of bounds when its batches are used.
+  bool verify_batches = false;
   /// Ask the kernel to read the mapping ahead (MAP_POPULATE).
   bool populate = false;
 };
@@ -372,6 +377,12 @@ inline batch_store load_store(const std::filesystem::path& path, const load_opti
     const int e = errno;
     ::close(fd);
     throw io_error(detail::concat(name, ": fstat failed: ", detail::errno_text(e)));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw io_error(detail::concat(name, ": not a regular file (",
+                                  S_ISDIR(st.st_mode) ? "a directory" : "a device, pipe or socket",
+                                  "); expected a .ibmb store"));
   }
   const auto size = static_cast<std::uint64_t>(st.st_size);
   if (size < sizeof(store_format::header)) {
@@ -391,7 +402,9 @@ inline batch_store load_store(const std::filesystem::path& path, const load_opti
         ::munmap(const_cast<std::byte*>(q), static_cast<std::size_t>(size));
       });
   detail::check_store_image(owner.get(), size, name, opt.verify_checksums);
-  return batch_store(std::move(owner), static_cast<std::size_t>(size));
+  batch_store s(std::move(owner), static_cast<std::size_t>(size));
+  if (opt.verify_batches) detail::check_store_batches(s, name);
+  return s;
 }
 
 /// What `verify_store` checked.
@@ -406,8 +419,8 @@ struct verify_report {
 inline verify_report verify_store(const std::filesystem::path& path) {
   load_options o;
   o.verify_checksums = true;
+  o.verify_batches = true;
   const batch_store s = load_store(path, o);
-  detail::check_store_batches(s, path.string());
   return {s.image().size(), store_format::num_sections, s.num_batches()};
 }
 

@@ -85,8 +85,8 @@ class model {
  public:
   model() = default;
   explicit model(const model_config& c, std::uint64_t seed = 0) : cfg_(c) {
-    if (c.in < 1 || c.hidden < 1 || c.classes < 1 || c.layers < 1 || c.dropout < 0 ||
-        c.dropout >= 1)
+    if (c.in < 1 || c.hidden < 1 || c.classes < 1 || c.layers < 1 ||
+        !(c.dropout >= 0 && c.dropout < 1))  // written so that NaN fails too
       throw std::invalid_argument(
           "gcn::model: in, hidden, classes, layers must be >= 1 and dropout in [0, 1)");
     std::uint64_t ctr = 0;
