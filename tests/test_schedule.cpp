@@ -72,6 +72,11 @@ TEST_CASE("label_distance_matrix is the symmetric KL of +1-smoothed histograms",
   REQUIRE(d[2] == d[1]);
   std::vector<std::int64_t> bad = {0, 7};
   REQUIRE_THROWS_AS(label_distance_matrix(plan, bad), invalid_argument);
+  // A label like 2^62 (a corrupted file) is an error, not B * C wrapping around to a small
+  // buffer that the counting overruns.
+  auto huge = labels;
+  huge[3] = std::int64_t{1} << 62;
+  REQUIRE_THROWS_WITH(label_distance_matrix(plan, huge), Catch::Contains("below 2^31"));
 }
 
 TEST_CASE("exact tour equals the brute-force optimum; the heuristic is within 90% of it",

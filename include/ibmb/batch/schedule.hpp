@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <numeric>
 #include <span>
 #include <vector>
@@ -214,6 +215,13 @@ template <class LabelsOf>
 std::vector<double> label_distance_matrix(std::size_t B, std::int64_t num_classes,
                                           LabelsOf output_labels) {
   IBMB_EXPECTS(num_classes >= 1, "label_distance_matrix: num_classes = ", num_classes);
+  // B x C histograms: a corrupted label (say 2^62) must not wrap B * C around to a small
+  // buffer that the counting then overruns.
+  if (num_classes > std::numeric_limits<std::int32_t>::max() ||
+      (B > 0 && static_cast<std::size_t>(num_classes) >
+                    std::numeric_limits<std::size_t>::max() / sizeof(double) / B))
+    throw out_of_range(detail::concat("label_distance_matrix: ", num_classes, " classes x ", B,
+                                      " batches; labels must be class ids below 2^31"));
   const auto C = static_cast<std::size_t>(num_classes);
   std::vector<double> h(B * C, 1.0);
   for (std::size_t b = 0; b < B; ++b) {
@@ -251,7 +259,9 @@ std::vector<double> label_distance_matrix(const batch_plan<I>& plan,
     IBMB_EXPECTS(v >= 0 && static_cast<std::size_t>(v) < labels.size(),
                  "label_distance_matrix: output ", v, " has no label (", labels.size(), " labels)");
   if (num_classes <= 0)
-    for (const auto l : labels) num_classes = std::max<std::int64_t>(num_classes, l + 1);
+    for (const auto l : labels)  // (no l + 1 overflow for a corrupted INT64_MAX label)
+      num_classes = std::max<std::int64_t>(
+          num_classes, l < std::numeric_limits<std::int64_t>::max() ? l + 1 : l);
   num_classes = std::max<std::int64_t>(num_classes, 1);
   std::vector<std::int64_t> buf;
   return label_distance_matrix(plan.num_batches(), num_classes, [&](std::size_t b) {
