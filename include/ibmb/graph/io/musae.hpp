@@ -14,6 +14,7 @@
 // tvshow 3. Nodes without a target row get label -1.
 // Features: float32 0/1, F = 1 + the largest feature id.
 // Node count: 1 + the largest id in the edges, targets and feature keys.
+// A UTF-8 byte order mark at the start of a file is ignored.
 #pragma once
 
 #include <algorithm>
@@ -49,7 +50,9 @@ struct musae_features {
 /// tokens). Errors name the file and the byte offset.
 class musae_json_parser {
  public:
-  musae_json_parser(std::string_view text, std::string name) : s_(text), name_(std::move(name)) {}
+  musae_json_parser(std::string_view text, std::string name) : s_(text), name_(std::move(name)) {
+    if (strip_bom(s_).size() != s_.size()) p_ = utf8_bom.size();  // offsets stay file offsets
+  }
 
   musae_features parse() {
     musae_features out;
