@@ -709,3 +709,88 @@ TEMPLATE_TEST_CASE("edge lists: a BOM or a typo on the first line never drops an
   write_text(m / "t.json", bom + "{\"0\": [1], \"2\": [0] x");
   CHECK_THROWS_WITH(load_musae_dir<I>(m), Contains("t.json: byte 23: expected '}'"));
 }
+
+TEMPLATE_TEST_CASE("load_edge_list_dir: ids near INT64_MAX are errors naming file:line", "[io]",
+                   std::int32_t, std::int64_t) {
+  using I = TestType;
+  const std::string big = "9223372036854775807";  // INT64_MAX
+  const std::string limit = std::to_string(detail::max_text_id);
+  const auto d = test::scratch_dir("io_big_ids");
+  auto reset = [&] {
+    for (const auto& e : fs::directory_iterator(d)) fs::remove(e.path());
+    write_text(d / "edges.txt", "0 1\n1 2\n");
+  };
+  auto fails = [&](const std::string& what) {
+    CHECK_THROWS_AS(load_edge_list_dir<I>(d), ibmb::out_of_range);
+    CHECK_THROWS_WITH(load_edge_list_dir<I>(d), Contains(what));
+  };
+  // COO features: a node id or a feature id of INT64_MAX (was a heap corruption)
+  for (const char* file : {"features_coo.txt", "features.txt"}) {
+    reset();
+    write_text(d / file, "0 0 1\n" + big + " 1 1.0\n");
+    fails(std::string(file) + ":2: node id " + big + " exceeds the limit " + limit);
+    write_text(d / file, "0 0 1\n1 " + big + " 1.0\n");
+    fails(std::string(file) + ":2: feature id " + big + " exceeds the limit " + limit);
+  }
+  // an edge or a split id of INT64_MAX (was "num_nodes = -9223372036854775808 does not fit")
+  reset();
+  write_text(d / "edges.txt", "0 1\n0 " + big + "\n");
+  if constexpr (sizeof(I) == 8)
+    fails("edges.txt:2: node id " + big + " exceeds the limit");
+  else
+    fails("edges.txt:2: node id " + big + " does not fit");
+  reset();
+  write_text(d / "split_train.txt", "0\n" + big + "\n");
+  fails("split_train.txt:2: node id " + big + " exceeds the limit");
+  // the largest id accepted still implies more memory than any machine has: a clear error
+  // naming the file:line of the id, not std::bad_alloc (and no allocation is attempted)
+  if constexpr (sizeof(I) == 8) {
+    reset();
+    write_text(d / "split_val.txt", "1\n" + limit + "\n");
+    fails("edges.txt: a graph with " + std::to_string(detail::max_text_id + 1) +
+          " nodes and 2 edges (the node count comes from " + (d / "split_val.txt").string() +
+          ":2): needs at least");
+    reset();
+    write_text(d / "features_coo.txt", "0 0 1\n2 " + limit + " 1\n");
+    fails("features_coo.txt: dense features of 3 nodes x " +
+          std::to_string(detail::max_text_id + 1) + " columns");
+    CHECK_THROWS_WITH(load_edge_list_dir<I>(d), Contains("features_coo.txt:2)"));
+  }
+  // within the limit everything loads as before
+  reset();
+  write_text(d / "features_coo.txt", "0 0 1\n4 2 1\n");
+  write_text(d / "split_train.txt", "3\n");
+  const auto ds = load_edge_list_dir<I>(d);
+  CHECK(ds.num_nodes() == 5);
+  CHECK(ds.num_features == 3);
+}
+
+TEMPLATE_TEST_CASE("labels above the class-id bound are errors naming file:line", "[io]",
+                   std::int32_t, std::int64_t) {
+  using I = TestType;
+  const auto d = test::scratch_dir("io_big_labels");
+  write_text(d / "edges.txt", "0 1\n1 2\n");
+  for (const std::string bad : {"9223372036854775807", "4611686018427387904", "2147483647"}) {
+    write_text(d / "labels.txt", "0\n" + bad + "\n1\n");
+    CHECK_THROWS_AS(load_edge_list_dir<I>(d), ibmb::out_of_range);
+    CHECK_THROWS_WITH(
+        load_edge_list_dir<I>(d),
+        Contains("labels.txt:2: label " + bad + " is too large") && Contains("below 2147483647"));
+  }
+  write_text(d / "labels.txt", "0\n2147483646\n1\n");  // the largest class id accepted
+  CHECK(load_edge_list_dir<I>(d).num_classes() == 2147483647);
+
+  const auto root = test::scratch_dir("io_big_labels_ogb") / "ogbn_lab";
+  fs::create_directories(root / "raw");
+  write_text(root / "raw" / "num-node-list.csv", "3\n");
+  write_text(root / "raw" / "edge.csv", "0,1\n1,2\n");
+  write_text(root / "raw" / "node-label.csv", "0\n1\n9223372036854775807\n");
+  CHECK_THROWS_WITH(load_ogb_dir<I>(root),
+                    Contains("node-label.csv:3: label 9223372036854775807 is too large"));
+  write_text(root / "raw" / "node-label.csv", "0\n1\n4.0e12\n");
+  CHECK_THROWS_WITH(load_ogb_dir<I>(root), Contains("node-label.csv:3: label 4000000000000"));
+  write_text(root / "raw" / "num-node-list.csv", "9223372036854775807\n");
+  CHECK_THROWS_WITH(load_ogb_dir<I>(root),
+                    Contains("num-node-list.csv:1: node count 9223372036854775807 exceeds") ||
+                        Contains("num-node-list.csv:1: 9223372036854775807 nodes do not fit"));
+}
