@@ -794,3 +794,55 @@ TEMPLATE_TEST_CASE("labels above the class-id bound are errors naming file:line"
                     Contains("num-node-list.csv:1: node count 9223372036854775807 exceeds") ||
                         Contains("num-node-list.csv:1: 9223372036854775807 nodes do not fit"));
 }
+
+TEMPLATE_TEST_CASE("load_musae_dir: huge ids and labels are clear errors", "[io]", std::int32_t,
+                   std::int64_t) {
+  using I = TestType;
+  const std::string big = "9223372036854775807";
+  const std::string limit = std::to_string(detail::max_text_id);
+  const auto d = test::scratch_dir("io_musae_big");
+  write_text(d / "m_edges.csv", "id_1,id_2\n0,1\n1,2\n");
+  write_text(d / "m_target.csv", "id,target\n0,1\n1,0\n2,1\n");
+  write_text(d / "m.json", "{\"0\": [0], \"1\": [1]}");
+  REQUIRE(load_musae_dir<I>(d).num_nodes() == 3);
+  auto fails = [&](const std::string& what) {
+    CHECK_THROWS_AS(load_musae_dir<I>(d), ibmb::out_of_range);
+    CHECK_THROWS_WITH(load_musae_dir<I>(d), Contains(what));
+  };
+  // JSON key / feature id INT64_MAX (was a segfault)
+  write_text(d / "m.json", "{\"0\": [0], \"" + big + "\": [1]}");
+  fails("m.json: byte 12: node id " + big + " exceeds the limit " + limit);
+  write_text(d / "m.json", "{\"0\": [0], \"1\": [" + big + "]}");
+  fails("m.json: byte 17: feature id " + big + " exceeds the limit");
+  write_text(d / "m.json", "{\"0\": [0], \"1\": [1]}");
+  // target id INT64_MAX (was "has more than one target row")
+  write_text(d / "m_target.csv", "id,target\n0,1\n" + big + ",0\n");
+  if constexpr (sizeof(I) == 8)
+    fails("m_target.csv:3: node id " + big + " exceeds the limit");
+  else
+    fails("m_target.csv:3: node id " + big + " does not fit");
+  // a target id within the limit but far beyond memory (was a bare "out of memory")
+  if constexpr (sizeof(I) == 8) {
+    write_text(d / "m_target.csv", "id,target\n0,1\n" + limit + ",0\n");
+    fails("m_target.csv: labels of " + std::to_string(detail::max_text_id + 1) +
+          " nodes (the node count comes from " + (d / "m_target.csv").string() +
+          ":3): needs at least");
+    write_text(d / "m_target.csv", "id,target\n0,1\n1,0\n2,1\n");
+    write_text(d / "m.json", "{\"0\": [0], \"1\": [" + limit + "]}");
+    fails("m.json: dense features of 3 nodes x " + std::to_string(detail::max_text_id + 1) +
+          " columns");
+    write_text(d / "m.json", "{\"0\": [0], \"1\": [1]}");
+  }
+  // a repeated target row names its line
+  write_text(d / "m_target.csv", "id,target\n0,1\n1,0\n0,1\n");
+  CHECK_THROWS_WITH(load_musae_dir<I>(d),
+                    Contains("m_target.csv:4: node 0 has more than one target row"));
+  // integer labels of any length are ordered numerically (was a bare "stoll" error)
+  write_text(d / "m_target.csv",
+             "id,target\n0,99999999999999999999\n1,-5\n2,100000000000000000000\n");
+  auto ds = load_musae_dir<I>(d);
+  CHECK(ds.labels == std::vector<std::int64_t>{1, 0, 2});
+  write_text(d / "m_target.csv", "id,target\n0,10\n1,9\n2,-10\n");
+  ds = load_musae_dir<I>(d);
+  CHECK(ds.labels == std::vector<std::int64_t>{2, 1, 0});
+}
