@@ -2,10 +2,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <random>
 #include <set>
 #include <span>
+#include <string>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -14,6 +16,7 @@
 #include "ibmb/core/parallel.hpp"
 #include "ibmb/graph/build.hpp"
 #include "ibmb/graph/csr.hpp"
+#include "ibmb/graph/dataset.hpp"
 #include "ibmb/graph/normalize.hpp"
 
 using namespace ibmb;
@@ -278,4 +281,32 @@ TEST_CASE("edge_index_to_csr reads a 2 x E array", "[graph][build]") {
   const std::vector<std::int32_t> odd = {0, 1, 2};
   REQUIRE_THROWS_AS((edge_index_to_csr<std::int64_t, std::int64_t, float>(3, sp(odd))),
                     ibmb::invalid_argument);
+}
+
+TEST_CASE("dataset labels: num_classes cannot overflow, validate bounds class ids",
+          "[graph][dataset][bad-input]") {
+  dataset ds;
+  ds.name = "toy";
+  const std::vector<std::int64_t> none;
+  ds.graph = coo_to_csr<std::int64_t, std::int64_t, float>(3, sp(none), sp(none));
+  ds.labels = {0, -1, 2};
+  REQUIRE_NOTHROW(ds.validate());
+  CHECK(ds.num_classes() == 3);
+  ds.labels = {-1, -1, -1};
+  CHECK(ds.num_classes() == 0);
+  ds.labels = {0, max_num_classes - 1, 1};  // the largest class id accepted
+  REQUIRE_NOTHROW(ds.validate());
+  CHECK(ds.num_classes() == max_num_classes);
+  for (const std::int64_t bad :
+       {max_num_classes, std::int64_t{1} << 62, std::numeric_limits<std::int64_t>::max()}) {
+    ds.labels = {0, bad, 1};
+    const std::string value = std::to_string(bad);
+    REQUIRE_THROWS_AS(ds.validate(), ibmb::format_error);
+    REQUIRE_THROWS_WITH(ds.validate(), Catch::Contains("dataset 'toy'") &&
+                                           Catch::Contains("label of node 1 is " + value) &&
+                                           Catch::Contains("below 2147483647"));
+    // num_classes() would overflow (INT64_MAX + 1) or give an absurd class count: it throws
+    REQUIRE_THROWS_AS(ds.num_classes(), ibmb::out_of_range);
+    REQUIRE_THROWS_WITH(ds.num_classes(), Catch::Contains("label of node 1 is " + value));
+  }
 }

@@ -595,3 +595,254 @@ TEMPLATE_TEST_CASE("load_musae_dir: facebook page-page", "[io]", std::int32_t, s
   CHECK(class_sizes(ds.labels, 4) == std::vector<std::int64_t>{6495, 6880, 5768, 3327});
   CHECK(std::count(ds.labels.begin(), ds.labels.end(), -1) == 0);
 }
+
+// ---------------------------------------------------------------------------------------
+// Byte order marks, header detection, huge ids and labels
+
+TEST_CASE("text_reader: a UTF-8 BOM is dropped; only word lines are headers", "[io]") {
+  const std::string bom = "\xEF\xBB\xBF";
+  {
+    const std::string text = bom + "0 1\n1 2\n";  // the reader keeps a view of it
+    text_reader in(text, "bom.txt");
+    REQUIRE(in.next());
+    CHECK_FALSE(in.skip_header());
+    REQUIRE(in.size() == 2);
+    CHECK(in.get<std::int64_t>(0) == 0);
+    CHECK(in.line() == "0 1");
+  }
+  {
+    const std::string gz = gzip_bytes(bom + "src dst\n3 4\n");
+    text_reader in(std::string_view(gz), "bom.txt.gz");
+    REQUIRE(in.next());
+    CHECK(in.skip_header());
+    CHECK(in.get<std::int64_t>(0) == 3);
+  }
+  // a BOM is only special at the start of the text
+  {
+    const std::string text = "0 1\n" + bom + "1 2\n";
+    text_reader in(text, "mid.txt");
+    REQUIRE(in.next());
+    REQUIRE(in.next());
+    CHECK_THROWS_WITH(in.get<std::int64_t>(0), Contains("mid.txt:2: bad token"));
+  }
+  using sv = std::string_view;
+  auto header = [](std::initializer_list<sv> t) {
+    return text_reader::is_header_line(std::span<const sv>(t.begin(), t.size()));
+  };
+  CHECK(header({"src", "dst"}));
+  CHECK(header({"id_1", "id_2"}));
+  CHECK(header({"node1", "node2"}));
+  CHECK(header({"\"from\"", "\"to\""}));
+  CHECK(header({"source", "target", "weight"}));
+  CHECK_FALSE(header({"0", "1x"}));  // typo in a data line
+  CHECK_FALSE(header({"O", "1"}));   // letter O for zero: one token is a number
+  CHECK_FALSE(header({"x", "1"}));
+  CHECK_FALSE(header({"1st", "2nd"}));
+  CHECK_FALSE(header({"-", "-"}));
+  CHECK_FALSE(header({"nan", "inf"}));  // numbers
+  // csv_reader (MUSAE targets) drops a BOM too
+  const std::string csv_text = bom + "id,page_type\n0,a\n";
+  detail::csv_reader csv(csv_text, "t.csv");
+  std::vector<std::string> f;
+  REQUIRE(csv.next(f));
+  CHECK(f == std::vector<std::string>{"id", "page_type"});
+}
+
+TEMPLATE_TEST_CASE("edge lists: a BOM or a typo on the first line never drops an edge", "[io]",
+                   std::int32_t, std::int64_t) {
+  using I = TestType;
+  const std::string bom = "\xEF\xBB\xBF";
+  // a BOM before the first edge: the edge is kept
+  auto g = parse_edge_list<I>(bom + "0 1\n1 2\n", "bom.txt");
+  CHECK(g.num_edges() == 2);
+  CHECK(entries(g) == std::vector<std::pair<std::int64_t, std::int64_t>>{{0, 1}, {1, 2}});
+  // a BOM before a header: the header is still skipped
+  g = parse_edge_list<I>(bom + "src,dst\n0 1\n", "bomh.txt");
+  CHECK(g.num_edges() == 1);
+  const auto dir = test::scratch_dir("io_bom");
+  write_text(dir / "bom.txt", bom + "0 1\n1 2\n");
+  write_gz(dir / "bom.txt.gz", bom + "0 1\n1 2\n");
+  CHECK(load_edge_list<I>(dir / "bom.txt").num_edges() == 2);
+  CHECK(load_edge_list<I>(dir / "bom.txt.gz").num_edges() == 2);
+  // a typo on the first line is a parse error at line 1, not a header
+  CHECK_THROWS_WITH(parse_edge_list<I>("0 1x\n1 2\n", "typo.txt"),
+                    Contains("typo.txt:1: bad token '1x'"));
+  CHECK_THROWS_WITH(parse_edge_list<I>("O 1\n1 2\n", "typo.txt"),
+                    Contains("typo.txt:1: bad token 'O'"));
+  CHECK_THROWS_AS(parse_edge_list<I>("x 1\n1 2\n", "typo.txt"), format_error);
+  // headers that were skipped before still are
+  for (const char* h : {"src dst", "u,v", "id_1,id_2", "\"source\",\"target\"", "node1 node2"})
+    CHECK(parse_edge_list<I>(std::string(h) + "\n0 1\n", "h.txt").num_edges() == 1);
+
+  // edge-list folder: BOM in every file
+  const auto d = test::scratch_dir("io_bom_dir");
+  write_text(d / "edges.txt", bom + "0 1\n1 2\n");
+  write_text(d / "labels.txt", bom + "0\n1\n1\n");
+  write_text(d / "features.txt", bom + "0 0 1\n2 1 1\n");
+  write_text(d / "split_train.txt", bom + "0\n");
+  auto ds = load_edge_list_dir<I>(d);
+  CHECK(ds.num_edges() == 4);
+  CHECK(ds.labels == std::vector<std::int64_t>{0, 1, 1});
+  CHECK(ds.num_features == 2);
+  CHECK(ds.train_idx == std::vector<I>{0});
+  write_text(d / "edges.txt", "0 1x\n1 2\n");
+  CHECK_THROWS_WITH(load_edge_list_dir<I>(d), Contains("edges.txt:1: bad token '1x'"));
+
+  // OGB raw edge.csv: BOM kept as data, typo on line 1 is an error
+  const auto root = test::scratch_dir("io_bom_ogb") / "ogbn_bom";
+  fs::create_directories(root / "raw");
+  write_text(root / "raw" / "num-node-list.csv", bom + "3\n");
+  write_text(root / "raw" / "edge.csv", bom + "0,1\n1,2\n");
+  CHECK(load_ogb_dir<I>(root).num_edges() == 4);
+  write_text(root / "raw" / "edge.csv", "0,1x\n1,2\n");
+  CHECK_THROWS_WITH(load_ogb_dir<I>(root), Contains("edge.csv:1: bad token '1x'"));
+
+  // MUSAE: BOM at the start of the edges, targets and JSON
+  const auto m = test::scratch_dir("io_bom_musae");
+  write_text(m / "t_edges.csv", bom + "0,1\n1,2\n");
+  write_text(m / "t_target.csv", bom + "id,target\n0,5\n2,7\n");
+  write_text(m / "t.json", bom + "{\"0\": [1], \"2\": [0]}");
+  ds = load_musae_dir<I>(m);
+  CHECK(ds.num_edges() == 4);
+  CHECK(ds.labels == std::vector<std::int64_t>{0, -1, 1});
+  CHECK(ds.num_features == 2);
+  write_text(m / "t.json", bom + "{\"0\": [1], \"2\": [0] x");
+  CHECK_THROWS_WITH(load_musae_dir<I>(m), Contains("t.json: byte 23: expected '}'"));
+}
+
+TEMPLATE_TEST_CASE("load_edge_list_dir: ids near INT64_MAX are errors naming file:line", "[io]",
+                   std::int32_t, std::int64_t) {
+  using I = TestType;
+  const std::string big = "9223372036854775807";  // INT64_MAX
+  const std::string limit = std::to_string(detail::max_text_id);
+  const auto d = test::scratch_dir("io_big_ids");
+  auto reset = [&] {
+    for (const auto& e : fs::directory_iterator(d)) fs::remove(e.path());
+    write_text(d / "edges.txt", "0 1\n1 2\n");
+  };
+  auto fails = [&](const std::string& what) {
+    CHECK_THROWS_AS(load_edge_list_dir<I>(d), ibmb::out_of_range);
+    CHECK_THROWS_WITH(load_edge_list_dir<I>(d), Contains(what));
+  };
+  // COO features: a node id or a feature id of INT64_MAX (was a heap corruption)
+  for (const char* file : {"features_coo.txt", "features.txt"}) {
+    reset();
+    write_text(d / file, "0 0 1\n" + big + " 1 1.0\n");
+    fails(std::string(file) + ":2: node id " + big + " exceeds the limit " + limit);
+    write_text(d / file, "0 0 1\n1 " + big + " 1.0\n");
+    fails(std::string(file) + ":2: feature id " + big + " exceeds the limit " + limit);
+  }
+  // an edge or a split id of INT64_MAX (was "num_nodes = -9223372036854775808 does not fit")
+  reset();
+  write_text(d / "edges.txt", "0 1\n0 " + big + "\n");
+  if constexpr (sizeof(I) == 8)
+    fails("edges.txt:2: node id " + big + " exceeds the limit");
+  else
+    fails("edges.txt:2: node id " + big + " does not fit");
+  reset();
+  write_text(d / "split_train.txt", "0\n" + big + "\n");
+  fails("split_train.txt:2: node id " + big + " exceeds the limit");
+  // the largest id accepted still implies more memory than any machine has: a clear error
+  // naming the file:line of the id, not std::bad_alloc (and no allocation is attempted)
+  if constexpr (sizeof(I) == 8) {
+    reset();
+    write_text(d / "split_val.txt", "1\n" + limit + "\n");
+    fails("edges.txt: a graph with " + std::to_string(detail::max_text_id + 1) +
+          " nodes and 2 edges (the node count comes from " + (d / "split_val.txt").string() +
+          ":2): needs at least");
+    reset();
+    write_text(d / "features_coo.txt", "0 0 1\n2 " + limit + " 1\n");
+    fails("features_coo.txt: dense features of 3 nodes x " +
+          std::to_string(detail::max_text_id + 1) + " columns");
+    CHECK_THROWS_WITH(load_edge_list_dir<I>(d), Contains("features_coo.txt:2)"));
+  }
+  // within the limit everything loads as before
+  reset();
+  write_text(d / "features_coo.txt", "0 0 1\n4 2 1\n");
+  write_text(d / "split_train.txt", "3\n");
+  const auto ds = load_edge_list_dir<I>(d);
+  CHECK(ds.num_nodes() == 5);
+  CHECK(ds.num_features == 3);
+}
+
+TEMPLATE_TEST_CASE("labels above the class-id bound are errors naming file:line", "[io]",
+                   std::int32_t, std::int64_t) {
+  using I = TestType;
+  const auto d = test::scratch_dir("io_big_labels");
+  write_text(d / "edges.txt", "0 1\n1 2\n");
+  for (const std::string bad : {"9223372036854775807", "4611686018427387904", "2147483647"}) {
+    write_text(d / "labels.txt", "0\n" + bad + "\n1\n");
+    CHECK_THROWS_AS(load_edge_list_dir<I>(d), ibmb::out_of_range);
+    CHECK_THROWS_WITH(
+        load_edge_list_dir<I>(d),
+        Contains("labels.txt:2: label " + bad + " is too large") && Contains("below 2147483647"));
+  }
+  write_text(d / "labels.txt", "0\n2147483646\n1\n");  // the largest class id accepted
+  CHECK(load_edge_list_dir<I>(d).num_classes() == 2147483647);
+
+  const auto root = test::scratch_dir("io_big_labels_ogb") / "ogbn_lab";
+  fs::create_directories(root / "raw");
+  write_text(root / "raw" / "num-node-list.csv", "3\n");
+  write_text(root / "raw" / "edge.csv", "0,1\n1,2\n");
+  write_text(root / "raw" / "node-label.csv", "0\n1\n9223372036854775807\n");
+  CHECK_THROWS_WITH(load_ogb_dir<I>(root),
+                    Contains("node-label.csv:3: label 9223372036854775807 is too large"));
+  write_text(root / "raw" / "node-label.csv", "0\n1\n4.0e12\n");
+  CHECK_THROWS_WITH(load_ogb_dir<I>(root), Contains("node-label.csv:3: label 4000000000000"));
+  write_text(root / "raw" / "num-node-list.csv", "9223372036854775807\n");
+  CHECK_THROWS_WITH(load_ogb_dir<I>(root),
+                    Contains("num-node-list.csv:1: node count 9223372036854775807 exceeds") ||
+                        Contains("num-node-list.csv:1: 9223372036854775807 nodes do not fit"));
+}
+
+TEMPLATE_TEST_CASE("load_musae_dir: huge ids and labels are clear errors", "[io]", std::int32_t,
+                   std::int64_t) {
+  using I = TestType;
+  const std::string big = "9223372036854775807";
+  const std::string limit = std::to_string(detail::max_text_id);
+  const auto d = test::scratch_dir("io_musae_big");
+  write_text(d / "m_edges.csv", "id_1,id_2\n0,1\n1,2\n");
+  write_text(d / "m_target.csv", "id,target\n0,1\n1,0\n2,1\n");
+  write_text(d / "m.json", "{\"0\": [0], \"1\": [1]}");
+  REQUIRE(load_musae_dir<I>(d).num_nodes() == 3);
+  auto fails = [&](const std::string& what) {
+    CHECK_THROWS_AS(load_musae_dir<I>(d), ibmb::out_of_range);
+    CHECK_THROWS_WITH(load_musae_dir<I>(d), Contains(what));
+  };
+  // JSON key / feature id INT64_MAX (was a segfault)
+  write_text(d / "m.json", "{\"0\": [0], \"" + big + "\": [1]}");
+  fails("m.json: byte 12: node id " + big + " exceeds the limit " + limit);
+  write_text(d / "m.json", "{\"0\": [0], \"1\": [" + big + "]}");
+  fails("m.json: byte 17: feature id " + big + " exceeds the limit");
+  write_text(d / "m.json", "{\"0\": [0], \"1\": [1]}");
+  // target id INT64_MAX (was "has more than one target row")
+  write_text(d / "m_target.csv", "id,target\n0,1\n" + big + ",0\n");
+  if constexpr (sizeof(I) == 8)
+    fails("m_target.csv:3: node id " + big + " exceeds the limit");
+  else
+    fails("m_target.csv:3: node id " + big + " does not fit");
+  // a target id within the limit but far beyond memory (was a bare "out of memory")
+  if constexpr (sizeof(I) == 8) {
+    write_text(d / "m_target.csv", "id,target\n0,1\n" + limit + ",0\n");
+    fails("m_target.csv: labels of " + std::to_string(detail::max_text_id + 1) +
+          " nodes (the node count comes from " + (d / "m_target.csv").string() +
+          ":3): needs at least");
+    write_text(d / "m_target.csv", "id,target\n0,1\n1,0\n2,1\n");
+    write_text(d / "m.json", "{\"0\": [0], \"1\": [" + limit + "]}");
+    fails("m.json: dense features of 3 nodes x " + std::to_string(detail::max_text_id + 1) +
+          " columns");
+    write_text(d / "m.json", "{\"0\": [0], \"1\": [1]}");
+  }
+  // a repeated target row names its line
+  write_text(d / "m_target.csv", "id,target\n0,1\n1,0\n0,1\n");
+  CHECK_THROWS_WITH(load_musae_dir<I>(d),
+                    Contains("m_target.csv:4: node 0 has more than one target row"));
+  // integer labels of any length are ordered numerically (was a bare "stoll" error)
+  write_text(d / "m_target.csv",
+             "id,target\n0,99999999999999999999\n1,-5\n2,100000000000000000000\n");
+  auto ds = load_musae_dir<I>(d);
+  CHECK(ds.labels == std::vector<std::int64_t>{1, 0, 2});
+  write_text(d / "m_target.csv", "id,target\n0,10\n1,9\n2,-10\n");
+  ds = load_musae_dir<I>(d);
+  CHECK(ds.labels == std::vector<std::int64_t>{2, 1, 0});
+}

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <span>
 #include <string>
 #include <vector>
@@ -12,6 +13,13 @@
 #include "ibmb/graph/csr.hpp"
 
 namespace ibmb {
+
+/// Bound on class ids: a label must be -1 (unlabelled) or in [0, max_num_classes), so the
+/// class count (1 + the largest label) fits a 32-bit int and products such as
+/// batch size x classes stay far from overflow. Class ids are small dense integers in every
+/// real node-classification dataset (ogbn-papers100M has 172 classes); a label of 2^31 or
+/// more is a corrupt file, not a class.
+inline constexpr std::int64_t max_num_classes = std::numeric_limits<std::int32_t>::max();
 
 /// Graph, row-major float32 features (num_nodes x num_features), int64 labels (-1 =
 /// unlabelled) and train/val/test node ids. Any part but the graph may be empty.
@@ -29,10 +37,19 @@ struct basic_dataset {
   [[nodiscard]] I num_nodes() const { return graph.num_rows; }
   [[nodiscard]] O num_edges() const { return graph.num_edges(); }
 
-  /// 1 + the largest label (0 when unlabelled).
+  /// 1 + the largest label (0 when unlabelled). Throws `ibmb::out_of_range` naming the node
+  /// and the value when a label is not below `max_num_classes` (`validate` rejects those).
   [[nodiscard]] std::int64_t num_classes() const {
     std::int64_t c = -1;
-    for (auto l : labels) c = std::max(c, l);
+    std::size_t at = 0;
+    for (std::size_t i = 0; i < labels.size(); ++i)
+      if (labels[i] > c) {
+        c = labels[i];
+        at = i;
+      }
+    if (c >= max_num_classes)
+      throw out_of_range(detail::concat("dataset '", name, "': label of node ", at, " is ", c,
+                                        ": class ids must be below ", max_num_classes));
     return c + 1;
   }
 
@@ -70,8 +87,12 @@ struct basic_dataset {
     if (!labels.empty()) {
       if (static_cast<std::int64_t>(labels.size()) != n)
         fail(labels.size(), " labels for ", n, " nodes");
-      for (std::size_t i = 0; i < labels.size(); ++i)
+      for (std::size_t i = 0; i < labels.size(); ++i) {
         if (labels[i] < -1) fail("label of node ", i, " is ", labels[i], " (expected >= -1)");
+        if (labels[i] >= max_num_classes)
+          fail("label of node ", i, " is ", labels[i], ": class ids must be below ",
+               max_num_classes, " (2^31 - 1, so the class count fits a 32-bit int)");
+      }
     }
     auto check_split = [&](const std::vector<I>& idx, const char* what) {
       for (std::size_t i = 0; i < idx.size(); ++i)

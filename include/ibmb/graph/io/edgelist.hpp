@@ -8,15 +8,23 @@
 //   - `load_edge_list_dir` treats the edge file as UNDIRECTED (the Planetoid-derived folders
 //     list each undirected edge once, u < v): it adds the reverse of every edge and merges
 //     duplicates (first occurrence wins), keeps self-loops as listed, columns sorted.
+// Limits: node and feature ids are at most `detail::max_text_id` (2^44 - 1) and labels below
+// `max_num_classes` (2^31 - 1), else an `ibmb::out_of_range` naming file:line and the value; a
+// node or feature count too large for this machine's memory is reported the same way, with
+// the file:line of the id that implied it (never a bare std::bad_alloc).
 #pragma once
+
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <exception>
 #include <filesystem>
 #include <limits>
 #include <new>
 #include <optional>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -39,6 +47,65 @@ struct edge_list_options {
 };
 
 namespace detail {
+
+/// Largest node id (and feature id) the text loaders (edge lists, edge-list folders, OGB raw,
+/// MUSAE) accept: 2^44 - 1, about 1.76e13. Ids index dense arrays (the CSR row pointer holds
+/// one 8-byte entry per node, a dense feature row one float per column), so 2^44 nodes need
+/// 2^47 bytes = 128 TiB for the row pointer alone: the whole user address space of x86-64 and
+/// AArch64 with 4-level page tables. A larger id can never be loaded, and the bound keeps
+/// `id + 1` and `count * 8` far from int64 overflow. Below it, a count too large for this
+/// machine is reported at the allocation (`alloc_or_throw`), naming where it came from.
+inline constexpr std::int64_t max_text_id = (std::int64_t{1} << 44) - 1;
+
+/// Throws `out_of_range` "file:line: <what> id V exceeds the limit ..." when `v` is above
+/// `max_text_id`.
+inline void check_text_id(const text_reader& in, std::int64_t v, const char* what) {
+  if (v > max_text_id)
+    in.fail<out_of_range>(what, " id ", v, " exceeds the limit ", max_text_id,
+                          " (2^44 - 1; ids index dense arrays, so a larger one cannot be "
+                          "allocated)");
+}
+
+/// Throws `out_of_range` "file:line: label L ..." when a class id is not below
+/// `max_num_classes` (see dataset.hpp).
+inline void check_label(const text_reader& in, std::int64_t l) {
+  if (l >= max_num_classes)
+    in.fail<out_of_range>("label ", l, " is too large: class ids must be below ", max_num_classes,
+                          " (2^31 - 1, so the class count fits a 32-bit int); -1 = unlabelled");
+}
+
+/// Bytes of physical memory of this machine (sysconf), or 0 when unknown.
+inline std::uint64_t physical_memory_bytes() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES);
+  const long page = ::sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || page <= 0) return 0;
+  return static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page);
+}
+
+/// a * b, saturated at UINT64_MAX (both >= 0).
+inline std::uint64_t mul_sat(std::uint64_t a, std::uint64_t b) {
+  std::uint64_t r = 0;
+  return __builtin_mul_overflow(a, b, &r) ? std::numeric_limits<std::uint64_t>::max() : r;
+}
+
+/// Runs `f`, which allocates at least `bytes` in all. When `bytes` exceeds this machine's
+/// physical memory it does not try (the allocation could only fail, or succeed on paper and
+/// get the process killed once the memory is touched); std::bad_alloc / std::length_error
+/// from `f` are turned into `out_of_range` too. `describe()` builds the start of the message
+/// and should name the file:line of the id that implied the size, and the size.
+template <class F, class D>
+decltype(auto) alloc_or_throw(std::uint64_t bytes, F&& f, D&& describe) {
+  if (const auto ram = physical_memory_bytes(); ram > 0 && bytes > ram)
+    throw out_of_range(concat(describe(), ": needs at least ", bytes, " bytes, more than the ", ram,
+                              " bytes of memory of this machine"));
+  try {
+    return f();
+  } catch (const std::bad_alloc&) {
+    throw out_of_range(concat(describe(), ": not enough memory (at least ", bytes, " bytes)"));
+  } catch (const std::length_error&) {
+    throw out_of_range(concat(describe(), ": larger than the largest possible allocation"));
+  }
+}
 
 /// COO edges as read from a file, with the line of the largest id (for messages).
 struct raw_edges {
@@ -80,6 +147,7 @@ inline raw_edges read_edges(text_reader& in, std::int64_t num_nodes, bool allow_
         in.fail<out_of_range>("node id ", v, " does not fit the requested ",
                               index_max > std::numeric_limits<std::int32_t>::max() ? 64 : 32,
                               "-bit index type (use 64-bit indices)");
+      check_text_id(in, v, "node");
     }
     float w = 1.0f;
     if (weighted) w = in.finite<float>(2, "edge weight");
@@ -95,20 +163,26 @@ inline raw_edges read_edges(text_reader& in, std::int64_t num_nodes, bool allow_
   return r;
 }
 
+/// Builds the CSR of `n` nodes; an allocation failure names the edge file, the sizes and
+/// `n_from` (where the node count came from; the edge file's largest id when empty).
 template <class I, class O>
 csr_graph<I, O, float> edges_to_csr(const raw_edges& r, std::int64_t n, const build_options& b,
-                                    const std::string& name) {
+                                    const std::string& name, const std::string& n_from = {}) {
   build_options opt = b;
   opt.drop_out_of_range = false;  // ranges were checked while reading
-  try {
-    return coo_to_csr<I, O, float, std::int64_t, float>(n, std::span<const std::int64_t>(r.src),
-                                                        std::span<const std::int64_t>(r.dst),
-                                                        std::span<const float>(r.weight), opt);
-  } catch (const std::bad_alloc&) {
-    throw out_of_range(concat(name, ": not enough memory for a graph with ", n, " nodes and ",
-                              r.src.size(), " edges", r.max_where.empty() ? "" : " (largest id at ",
-                              r.max_where));
-  }
+  return alloc_or_throw(
+      mul_sat(static_cast<std::uint64_t>(n) + 1, sizeof(O)),  // the row pointer alone
+      [&] {
+        return coo_to_csr<I, O, float, std::int64_t, float>(n, std::span<const std::int64_t>(r.src),
+                                                            std::span<const std::int64_t>(r.dst),
+                                                            std::span<const float>(r.weight), opt);
+      },
+      [&] {
+        const std::string& from = n_from.empty() ? r.max_where : n_from;
+        return concat(name, ": a graph with ", n, " nodes and ", r.src.size(), " edges",
+                      from.empty() ? "" : " (the node count comes from ", from,
+                      from.empty() ? "" : ")");
+      });
 }
 
 template <class I, class O>
@@ -159,6 +233,7 @@ struct raw_features {
   std::vector<float> coo_val;
   std::vector<std::int64_t> coo_line;
   std::string name;
+  std::string rows_where, cols_where;  // COO: "file:line" of the largest node / feature id
 };
 
 /// Dense rows "v0 v1 ...": every row the same width, finite values.
@@ -186,27 +261,43 @@ inline raw_features read_coo_features(text_reader& in) {
     const auto j = in.get<std::int64_t>(1);
     if (v < 0) in.fail<out_of_range>("negative node id ", v);
     if (j < 0) in.fail<out_of_range>("negative feature id ", j);
+    check_text_id(in, v, "node");
+    check_text_id(in, j, "feature");
     f.coo_node.push_back(v);
     f.coo_feat.push_back(j);
     f.coo_val.push_back(in.finite<float>(2, "feature value"));
     f.coo_line.push_back(in.line_number());
-    f.rows = std::max(f.rows, v + 1);
-    f.cols = std::max(f.cols, j + 1);
+    if (v + 1 > f.rows) {
+      f.rows = v + 1;
+      f.rows_where = in.where();
+    }
+    if (j + 1 > f.cols) {
+      f.cols = j + 1;
+      f.cols_where = in.where();
+    }
   }
   return f;
 }
 
 /// Scatters COO features into a dense n x cols matrix; a repeated (node, feature) is an error.
-inline void densify_features(raw_features& f, std::int64_t n) {
+/// `n_from` says where the node count came from (for messages).
+inline void densify_features(raw_features& f, std::int64_t n, const std::string& n_from = {}) {
   if (!f.coo) return;
+  auto describe = [&] {
+    return concat(f.name, ": dense features of ", n, " nodes x ", f.cols, " columns (",
+                  n_from.empty() ? "" : "the node count comes from ", n_from,
+                  n_from.empty() ? "" : ", ", "the largest feature id is at ", f.cols_where, ")");
+  };
   if (f.cols > 0 && n > std::numeric_limits<std::int64_t>::max() / f.cols)
-    throw out_of_range(concat(f.name, ": ", n, " x ", f.cols, " features overflow"));
-  try {
-    f.values.assign(static_cast<std::size_t>(n * f.cols), 0.0f);
-  } catch (const std::bad_alloc&) {
-    throw out_of_range(concat(f.name, ": not enough memory for ", n, " x ", f.cols, " features"));
-  }
-  std::vector<char> seen(f.values.size(), 0);
+    throw out_of_range(concat(describe(), ": the size overflows 64 bits"));
+  std::vector<char> seen;
+  alloc_or_throw(
+      mul_sat(static_cast<std::uint64_t>(n * f.cols), sizeof(float) + 1),
+      [&] {
+        f.values.assign(static_cast<std::size_t>(n * f.cols), 0.0f);
+        seen.assign(f.values.size(), 0);
+      },
+      describe);
   for (std::size_t k = 0; k < f.coo_node.size(); ++k) {
     const auto at = static_cast<std::size_t>(f.coo_node[k] * f.cols + f.coo_feat[k]);
     if (seen[at])
@@ -226,6 +317,7 @@ inline std::vector<std::int64_t> read_id_list(text_reader& in, std::int64_t& max
     in.expect_columns(1, "node id");
     const auto v = in.get<std::int64_t>(0);
     if (v < 0) in.fail<out_of_range>("negative node id ", v);
+    check_text_id(in, v, "node");
     if (v > max_id) {
       max_id = v;
       max_where = in.where();
@@ -317,6 +409,7 @@ basic_dataset<I, O> load_edge_list_dir(const std::filesystem::path& dir) {
       in.expect_columns(1, "label");
       const auto l = in.get<std::int64_t>(0);
       if (l < -1) in.fail("label ", l, " (expected a class id >= 0, or -1 for unlabelled)");
+      detail::check_label(in, l);
       labels.push_back(l);
     }
   }
@@ -342,7 +435,7 @@ basic_dataset<I, O> load_edge_list_dir(const std::filesystem::path& dir) {
       feats = coo ? detail::read_coo_features(in) : detail::read_dense_features(in);
       if (feats->rows > n) {
         n = feats->rows;
-        n_from = feats->name;
+        n_from = feats->coo ? feats->rows_where : feats->name;
       }
     }
   }
@@ -375,10 +468,10 @@ basic_dataset<I, O> load_edge_list_dir(const std::filesystem::path& dir) {
   build_options b;
   b.make_undirected = true;
   b.duplicates = duplicate_policy::keep_first;
-  ds.graph = detail::edges_to_csr<I, O>(edges, n, b, edge_file->string());
+  ds.graph = detail::edges_to_csr<I, O>(edges, n, b, edge_file->string(), n_from);
   ds.labels = std::move(labels);
   if (feats && feats->rows > 0) {
-    detail::densify_features(*feats, n);
+    detail::densify_features(*feats, n, n_from);
     ds.num_features = feats->cols;
     ds.features = std::move(feats->values);
   }

@@ -13,7 +13,10 @@
 // integers, else bytewise), so facebook gives company 0, government 1, politician 2,
 // tvshow 3. Nodes without a target row get label -1.
 // Features: float32 0/1, F = 1 + the largest feature id.
-// Node count: 1 + the largest id in the edges, targets and feature keys.
+// Node count: 1 + the largest id in the edges, targets and feature keys. Node and feature ids
+// must be at most `detail::max_text_id` (2^44 - 1, see edgelist.hpp); a count too large for
+// this machine's memory is an `ibmb::out_of_range` naming the file and line (or JSON byte) of
+// the id that implied it. A UTF-8 byte order mark at the start of a file is ignored.
 #pragma once
 
 #include <algorithm>
@@ -43,13 +46,16 @@ struct musae_features {
   std::vector<std::int64_t> offset{0};  // into feat, one more than node
   std::vector<std::int64_t> feat;
   std::int64_t max_node = -1, max_feat = -1;
+  std::size_t max_node_at = 0, max_feat_at = 0;  // byte offsets of the largest ids
 };
 
 /// Strict parser for exactly `{"<int>": [<int>, ...], ...}` (whitespace anywhere between
 /// tokens). Errors name the file and the byte offset.
 class musae_json_parser {
  public:
-  musae_json_parser(std::string_view text, std::string name) : s_(text), name_(std::move(name)) {}
+  musae_json_parser(std::string_view text, std::string name) : s_(text), name_(std::move(name)) {
+    if (strip_bom(s_).size() != s_.size()) p_ = utf8_bom.size();  // offsets stay file offsets
+  }
 
   musae_features parse() {
     musae_features out;
@@ -65,13 +71,17 @@ class musae_json_parser {
         const auto key = integer();
         expect('"');
         if (key < 0) fail_at(key_at, "negative node id ", key);
+        check_id(key_at, key, "node");
         ws();
         expect(':');
         ws();
         expect('[');
         ws();
         out.node.push_back(key);
-        out.max_node = std::max(out.max_node, key);
+        if (key > out.max_node) {
+          out.max_node = key;
+          out.max_node_at = key_at;
+        }
         if (peek() == ']') {
           ++p_;
         } else {
@@ -79,8 +89,12 @@ class musae_json_parser {
             const auto at = p_;
             const auto f = integer();
             if (f < 0) fail_at(at, "negative feature id ", f);
+            check_id(at, f, "feature");
             out.feat.push_back(f);
-            out.max_feat = std::max(out.max_feat, f);
+            if (f > out.max_feat) {
+              out.max_feat = f;
+              out.max_feat_at = at;
+            }
             ws();
             if (peek() == ',') {
               ++p_;
@@ -131,6 +145,13 @@ class musae_json_parser {
                                 "' does not fit 64 bits"));
     return v;
   }
+  void check_id(std::size_t at, std::int64_t v, const char* what) const {
+    if (v > max_text_id)
+      throw out_of_range(concat(name_, ": byte ", at, ": ", what, " id ", v, " exceeds the limit ",
+                                max_text_id,
+                                " (2^44 - 1; ids index dense arrays, so a larger one cannot be "
+                                "allocated)"));
+  }
   template <class... Args>
   [[noreturn]] void fail_at(std::size_t at, Args&&... a) const {
     throw format_error(concat(name_, ": byte ", at, ": ", std::forward<Args>(a)...));
@@ -143,6 +164,28 @@ class musae_json_parser {
 
 inline musae_features parse_musae_json(std::string_view text, const std::string& name) {
   return musae_json_parser(text, name).parse();
+}
+
+/// Strict weak order of decimal integer strings (`text_reader::is_integer`) by value, for any
+/// number of digits ("-0" and "0", "007" and "7" compare equal).
+inline bool integer_string_less(std::string_view a, std::string_view b) {
+  auto split = [](std::string_view s) {
+    bool neg = false;
+    if (!s.empty() && (s[0] == '-' || s[0] == '+')) {
+      neg = s[0] == '-';
+      s.remove_prefix(1);
+    }
+    while (s.size() > 1 && s[0] == '0') s.remove_prefix(1);
+    if (s == "0") neg = false;
+    return std::pair<bool, std::string_view>(neg, s);
+  };
+  const auto [na, da] = split(a);
+  const auto [nb, db] = split(b);
+  if (na != nb) return na;
+  // same sign: compare magnitudes (longer = larger, then digit by digit)
+  const bool mag_less = da.size() != db.size() ? da.size() < db.size() : da < db;
+  const bool mag_greater = da.size() != db.size() ? da.size() > db.size() : da > db;
+  return na ? mag_greater : mag_less;
 }
 
 }  // namespace detail
@@ -188,9 +231,11 @@ basic_dataset<I, O> load_musae_dir(const std::filesystem::path& dir) {
     edges = detail::read_edges(in, -1, true, false, false, index_max);
   }
   std::int64_t n = edges.max_id + 1;
+  std::string n_from = edges.max_where;  // where the node count comes from, for messages
 
   // targets
   std::vector<std::pair<std::int64_t, std::string>> targets;  // (node, label string)
+  std::vector<std::int64_t> target_line;                      // line of each target row
   {
     const std::string text = detail::read_text_file(target_path);
     detail::csv_reader csv(text, target_path.string());
@@ -217,8 +262,16 @@ basic_dataset<I, O> load_musae_dir(const std::filesystem::path& dir) {
       if (v < 0) csv.fail<out_of_range>("negative node id ", v);
       if (v > index_max)
         csv.fail<out_of_range>("node id ", v, " does not fit the requested index type");
+      if (v > detail::max_text_id)
+        csv.fail<out_of_range>("node id ", v, " exceeds the limit ", detail::max_text_id,
+                               " (2^44 - 1; ids index dense arrays, so a larger one cannot be "
+                               "allocated)");
       targets.emplace_back(v, f[label_col]);
-      n = std::max(n, v + 1);
+      target_line.push_back(csv.line_number());
+      if (v + 1 > n) {
+        n = v + 1;
+        n_from = detail::concat(target_path.string(), ":", csv.line_number());
+      }
     }
   }
 
@@ -229,9 +282,19 @@ basic_dataset<I, O> load_musae_dir(const std::filesystem::path& dir) {
     feats = detail::parse_musae_json(text, json_path.string());
   }
   if (feats.max_node > index_max)
-    throw out_of_range(detail::concat(json_path.string(), ": node id ", feats.max_node,
+    throw out_of_range(detail::concat(json_path.string(), ": byte ", feats.max_node_at,
+                                      ": node id ", feats.max_node,
                                       " does not fit the requested index type"));
-  n = std::max(n, feats.max_node + 1);
+  if (feats.max_node + 1 > n) {
+    n = feats.max_node + 1;
+    n_from = detail::concat(json_path.string(), ": byte ", feats.max_node_at);
+  }
+  if (n > index_max)
+    throw out_of_range(
+        detail::concat(n_from, ": ", n, " nodes do not fit the requested index type"));
+  auto sized = [&](const std::string& file, const auto&... what) {
+    return detail::concat(file, ": ", what..., " (the node count comes from ", n_from, ")");
+  };
 
   // labels: distinct strings in sorted order (numeric when all are integers)
   {
@@ -245,19 +308,21 @@ basic_dataset<I, O> load_musae_dir(const std::filesystem::path& dir) {
           return text_reader::is_integer(c);
         });
     if (numeric) {
-      std::stable_sort(
-          classes.begin(), classes.end(),
-          [](const std::string& a, const std::string& b) { return std::stoll(a) < std::stoll(b); });
+      std::stable_sort(classes.begin(), classes.end(), detail::integer_string_less);
     }
     std::map<std::string, std::int64_t> id_of;
     for (std::size_t c = 0; c < classes.size(); ++c)
       id_of.emplace(classes[c], static_cast<std::int64_t>(c));
-    ds.labels.assign(static_cast<std::size_t>(n), -2);
-    for (const auto& [v, s] : targets) {
+    detail::alloc_or_throw(
+        detail::mul_sat(static_cast<std::uint64_t>(n), sizeof(std::int64_t)),
+        [&] { ds.labels.assign(static_cast<std::size_t>(n), -2); },
+        [&] { return sized(target_path.string(), "labels of ", n, " nodes"); });
+    for (std::size_t k = 0; k < targets.size(); ++k) {
+      const auto& [v, s] = targets[k];
       auto& l = ds.labels[static_cast<std::size_t>(v)];
       if (l != -2)
-        throw format_error(
-            detail::concat(target_path.string(), ": node ", v, " has more than one target row"));
+        throw format_error(detail::concat(target_path.string(), ":", target_line[k], ": node ", v,
+                                          " has more than one target row"));
       l = id_of.at(s);
     }
     for (auto& l : ds.labels)
@@ -266,17 +331,22 @@ basic_dataset<I, O> load_musae_dir(const std::filesystem::path& dir) {
 
   // dense binary features
   const std::int64_t F = feats.max_feat + 1;
+  auto describe_features = [&] {
+    return sized(json_path.string(), "dense features of ", n, " nodes x ", F,
+                 " columns (the largest feature id is at byte ", feats.max_feat_at, ")");
+  };
   if (F > 0 && n > std::numeric_limits<std::int64_t>::max() / F)
-    throw out_of_range(detail::concat(json_path.string(), ": ", n, " x ", F, " features overflow"));
-  try {
-    ds.features.assign(static_cast<std::size_t>(n * F), 0.0f);
-  } catch (const std::bad_alloc&) {
-    throw out_of_range(
-        detail::concat(json_path.string(), ": not enough memory for ", n, " x ", F, " features"));
-  }
+    throw out_of_range(detail::concat(describe_features(), ": the size overflows 64 bits"));
+  std::vector<char> seen_node;
+  detail::alloc_or_throw(
+      detail::mul_sat(static_cast<std::uint64_t>(n * F), sizeof(float)),
+      [&] {
+        ds.features.assign(static_cast<std::size_t>(n * F), 0.0f);
+        seen_node.assign(static_cast<std::size_t>(n), 0);
+      },
+      describe_features);
   ds.num_features = F;
   {
-    std::vector<char> seen_node(static_cast<std::size_t>(n), 0);
     for (std::size_t k = 0; k < feats.node.size(); ++k) {
       const auto v = feats.node[k];
       if (seen_node[static_cast<std::size_t>(v)])
@@ -289,13 +359,10 @@ basic_dataset<I, O> load_musae_dir(const std::filesystem::path& dir) {
     }
   }
 
-  if (n > index_max)
-    throw out_of_range(
-        detail::concat(dir.string(), ": ", n, " nodes do not fit the requested index type"));
   build_options b;
   b.make_undirected = true;
   b.duplicates = duplicate_policy::keep_first;
-  ds.graph = detail::edges_to_csr<I, O>(edges, n, b, edge_path.string());
+  ds.graph = detail::edges_to_csr<I, O>(edges, n, b, edge_path.string(), n_from);
   return ds;
 }
 

@@ -82,13 +82,19 @@ basic_dataset<I, O> load_ogb_dir(const std::filesystem::path& dir) {
 
   // node count
   std::int64_t n = 0;
+  std::string n_where;  // "file:line" of the node count
   {
     text_reader in(*nn_path);
     if (!in.next())
       throw format_error(detail::concat(in.name(), ": empty (expected the node count)"));
     in.expect_columns(1, "node count");
     n = in.get<std::int64_t>(0);
+    n_where = in.where();
     if (n < 0) in.fail("negative node count ", n);
+    if (n > detail::max_text_id + 1)
+      in.fail<out_of_range>("node count ", n, " exceeds the limit ", detail::max_text_id + 1,
+                            " (2^44; node ids index dense arrays, so a larger count cannot be "
+                            "allocated)");
     if (in.next())
       in.fail("a second graph: only single-graph node-prediction datasets are supported");
   }
@@ -134,6 +140,7 @@ basic_dataset<I, O> load_ogb_dir(const std::filesystem::path& dir) {
                 " columns (multi-label datasets such as ogbn-proteins are not supported)");
       ds.labels.push_back(detail::ogb_label(in, in[0]));
       if (ds.labels.back() < -1) in.fail("label ", ds.labels.back(), " (expected >= -1)");
+      detail::check_label(in, ds.labels.back());
     }
     if (static_cast<std::int64_t>(ds.labels.size()) != n)
       throw format_error(detail::concat(in.name(), ": ", ds.labels.size(), " labels but ", n,
@@ -179,7 +186,7 @@ basic_dataset<I, O> load_ogb_dir(const std::filesystem::path& dir) {
   build_options b;
   b.make_undirected = true;
   b.duplicates = duplicate_policy::keep_first;
-  ds.graph = detail::edges_to_csr<I, O>(edges, n, b, edge_path->string());
+  ds.graph = detail::edges_to_csr<I, O>(edges, n, b, edge_path->string(), n_where);
   return ds;
 }
 

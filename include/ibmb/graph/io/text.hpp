@@ -10,7 +10,12 @@
 //   - blank lines and comments (from '#' to the end of the line) are skipped;
 //   - tokens are separated by whitespace and/or ONE comma ("1 2", "1,2", "1, 2" are all two
 //     tokens); an empty field (",1", "1,,2", "1,") is a format error;
-//   - `skip_header()` drops the first data line when one of its tokens is not a number.
+//   - a UTF-8 byte order mark (EF BB BF) at the very start of the text is dropped;
+//   - `skip_header()` drops the first data line when it looks like a header: none of its
+//     tokens is a number and at least one starts with a letter (ASCII, after an optional
+//     quote), e.g. "src dst", "id_1,id_2", "\"from\",\"to\"". Any other first line is data,
+//     so a typo there ("0 1x", "O 1") is a parse error naming its file:line, not a dropped
+//     edge.
 // Numbers are parsed with std::from_chars (locale-free); a bad token raises
 // `ibmb::format_error` (or `ibmb::out_of_range` for a value that does not fit) whose message
 // starts with "file:line:" and quotes the token.
@@ -39,6 +44,15 @@
 namespace ibmb {
 
 namespace detail {
+
+/// The UTF-8 byte order mark some editors (and Windows tools) put at the start of a file.
+inline constexpr std::string_view utf8_bom = "\xEF\xBB\xBF";
+
+/// `text` without a leading UTF-8 byte order mark.
+[[nodiscard]] inline std::string_view strip_bom(std::string_view text) {
+  if (text.substr(0, utf8_bom.size()) == utf8_bom) text.remove_prefix(utf8_bom.size());
+  return text;
+}
 
 inline bool is_gzip(std::string_view bytes) {
   return bytes.size() >= 2 && static_cast<unsigned char>(bytes[0]) == 0x1f &&
@@ -132,6 +146,7 @@ class text_reader {
         return false;
       }
       ++line_no_;
+      if (line_no_ == 1) line = detail::strip_bom(line);
       if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
       line_ = line;
       tokenize(line);
@@ -139,16 +154,27 @@ class text_reader {
     }
   }
 
-  /// After the first `next()`: if the current line has a non-numeric token it is taken as a
-  /// header and skipped (returns true; the reader then stands on the following data line,
-  /// or at the end). Returns false when the line is data.
+  /// After the first `next()`: if the current line looks like a header (`is_header_line`) it
+  /// is skipped (returns true; the reader then stands on the following data line, or at the
+  /// end). Returns false when the line is data; a malformed data line is then reported by
+  /// whoever parses it, as file:line.
   bool skip_header() {
-    for (auto t : tokens_)
-      if (!is_number(t)) {
-        next();
-        return true;
-      }
-    return false;
+    if (!is_header_line(tokens_)) return false;
+    next();
+    return true;
+  }
+
+  /// The header rule: no token is a number (`is_number`) and at least one token starts with
+  /// an ASCII letter, after an optional leading quote (' or "). "src dst", "id_1,id_2" and
+  /// "node1 node2" are headers; "0 1x", "x 1", "1st 2nd" and "- -" are not.
+  [[nodiscard]] static bool is_header_line(std::span<const std::string_view> tokens) {
+    bool word = false;
+    for (auto t : tokens) {
+      if (is_number(t)) return false;
+      if (!t.empty() && (t[0] == '"' || t[0] == '\'')) t.remove_prefix(1);
+      if (!t.empty() && ((t[0] >= 'a' && t[0] <= 'z') || (t[0] >= 'A' && t[0] <= 'Z'))) word = true;
+    }
+    return word;
   }
 
   [[nodiscard]] std::span<const std::string_view> tokens() const { return tokens_; }
@@ -347,6 +373,7 @@ namespace detail {
 /// quote, is a format error naming file:line.
 class csv_reader {
  public:
+  /// A UTF-8 byte order mark at the start of the text is dropped.
   csv_reader(std::string_view text, std::string name) : name_(std::move(name)) {
     if (is_gzip(text)) {
       owned_ = gunzip(text, name_);
@@ -354,6 +381,7 @@ class csv_reader {
     } else {
       text_ = text;
     }
+    text_ = strip_bom(text_);
   }
 
   /// Reads the next record into `fields` (skipping empty lines); false at the end.
