@@ -18,6 +18,7 @@
 
 #include "fixtures.hpp"
 #include "ibmb/graph/io/edgelist.hpp"
+#include "ibmb/graph/io/load.hpp"
 #include "ibmb/graph/io/musae.hpp"
 #include "ibmb/graph/io/ogb.hpp"
 #include "ibmb/graph/io/text.hpp"
@@ -845,4 +846,28 @@ TEMPLATE_TEST_CASE("load_musae_dir: huge ids and labels are clear errors", "[io]
   write_text(d / "m_target.csv", "id,target\n0,10\n1,9\n2,-10\n");
   ds = load_musae_dir<I>(d);
   CHECK(ds.labels == std::vector<std::int64_t>{2, 1, 0});
+}
+
+TEST_CASE("load_dataset: PATH#weighted reads an edge list's third column as the weight", "[io]") {
+  const auto dir = ibmb::test::scratch_dir("io_weighted_spec");
+  const auto file = dir / "w.txt";
+  std::ofstream(file) << "0 1 0.5\n1 2 2.25\n2 0 4\n";
+  // Without the suffix the third column is an error that says how to read it.
+  REQUIRE_THROWS_WITH(load_dataset(file.string()), Catch::Contains("#weighted"));
+  const auto ds = load_dataset(file.string() + "#weighted");
+  REQUIRE(ds.num_nodes() == 3);
+  REQUIRE(ds.graph.weights.size() == 3);
+  std::map<std::pair<std::int64_t, std::int64_t>, float> w;
+  for (std::int64_t u = 0; u < 3; ++u)
+    for (auto e = ds.graph.indptr[static_cast<std::size_t>(u)];
+         e < ds.graph.indptr[static_cast<std::size_t>(u) + 1]; ++e)
+      w[{u, ds.graph.indices[static_cast<std::size_t>(e)]}] =
+          ds.graph.weights[static_cast<std::size_t>(e)];
+  CHECK(w == std::map<std::pair<std::int64_t, std::int64_t>, float>{
+                 {{0, 1}, 0.5f}, {{1, 2}, 2.25f}, {{2, 0}, 4.0f}});
+  CHECK(resolve_dataset_spec("edgelist:" + file.string() + "#weighted").weighted);
+  // The suffix applies to edge-list files only.
+  std::filesystem::create_directories(dir / "d");
+  std::ofstream(dir / "d" / "edges.txt") << "0 1\n";
+  REQUIRE_THROWS_AS(load_dataset((dir / "d").string() + "#weighted"), invalid_argument);
 }

@@ -128,7 +128,8 @@ inline raw_edges read_edges(text_reader& in, std::int64_t num_nodes, bool allow_
     if (in.size() != cols) {
       if (!weighted && in.size() == 3)
         in.fail("expected 2 columns (src dst), got 3: '", in.line(),
-                "' (set weighted = true to read the third column as a weight)");
+                "' (a third column is read as the edge weight with edge_list_options::weighted, or "
+                "the SPEC suffix #weighted: PATH#weighted)");
       in.expect_columns(cols, weighted ? "src dst weight" : "src dst");
     }
     const auto s = in.get<std::int64_t>(0);

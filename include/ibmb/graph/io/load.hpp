@@ -3,6 +3,7 @@
 //   <format>:path           format forced: numpy, npz, ogb, edgelist-dir, musae, edgelist
 //   synthetic[:k=v,...]     the embedded generator (graph/generate.hpp)
 //   path.npz#split=S        split S of a multi-split .npz (heterophilous layout)
+//   path#weighted           an edge list whose third column is the edge weight
 #pragma once
 
 #include <charconv>
@@ -61,6 +62,7 @@ struct dataset_source {
   std::filesystem::path path;
   std::string synthetic_spec;
   int split = 0;
+  bool weighted = false;  ///< edge list: `#weighted`, the third column is the edge weight
 };
 
 namespace detail {
@@ -142,19 +144,32 @@ inline dataset_source resolve_dataset_spec(std::string_view spec) {
       break;
     }
   }
+  constexpr std::string_view weighted_suffix = "#weighted";
+  const bool weighted = text.ends_with(weighted_suffix);
+  if (weighted) text.resize(text.size() - weighted_suffix.size());
   const int split = detail::parse_split_suffix(text, spec);
   const fs::path path(text);
   std::error_code ec;
   if (!fs::exists(path, ec))
     throw io_error(detail::concat(path.string(), ": no such file or directory"));
-  if (format) return {*format, path, {}, split};
-  if (fs::is_directory(path)) {
-    auto src = detail::detect_directory(path);
+  dataset_source src;
+  if (format) {
+    src = {*format, path, {}, split};
+  } else if (fs::is_directory(path)) {
+    src = detail::detect_directory(path);
     src.split = split;
-    return src;
+  } else if (path.extension() == ".npz") {
+    src = {dataset_format::npz, path, {}, split};
+  } else {
+    src = {dataset_format::edge_list, path, {}, split};
   }
-  if (path.extension() == ".npz") return {dataset_format::npz, path, {}, split};
-  return {dataset_format::edge_list, path, {}, split};
+  if (weighted && src.format != dataset_format::edge_list)
+    throw invalid_argument(detail::concat("dataset spec '", spec,
+                                          "': #weighted applies to an edge-list file only (this "
+                                          "is a ",
+                                          to_string(src.format), " dataset)"));
+  src.weighted = weighted;
+  return src;
 }
 
 /// Loads the dataset SPEC names (see the top of this file). The result is validated.
@@ -182,7 +197,9 @@ basic_dataset<I, O> load_dataset(std::string_view spec, const progress_callback&
       ds = load_musae_dir<I, O>(src.path);
       break;
     case dataset_format::edge_list: {
-      ds.graph = load_edge_list<I, O>(src.path);
+      edge_list_options eo;
+      eo.weighted = src.weighted;
+      ds.graph = load_edge_list<I, O>(src.path, eo);
       ds.name = src.path.stem().string();
       break;
     }
