@@ -69,7 +69,7 @@ std::vector<std::vector<I>> random_output_batches(std::span<const I> outputs,
   splitmix64 rng{p.seed ^ 0x853c49e6748fea9bull};
   shuffle(order, rng);
   const auto n = static_cast<std::int64_t>(order.size());
-  const std::int64_t nb = (n + p.batch_size - 1) / p.batch_size;
+  const std::int64_t nb = n / p.batch_size + (n % p.batch_size != 0);  // no n + size overflow
   std::vector<std::vector<I>> out(static_cast<std::size_t>(nb));
   for (std::int64_t b = 0; b < nb; ++b) {
     const std::int64_t lo = n * b / nb, hi = n * (b + 1) / nb;
@@ -129,6 +129,7 @@ batch_plan<I> khop_plan(csr_view<I, O, W> g, std::type_identity_t<std::span<cons
   IBMB_EXPECTS(p.hops >= 0, "khop_plan: hops = ", p.hops);
   IBMB_EXPECTS(p.max_nodes >= 0, "khop_plan: max_nodes = ", p.max_nodes);
   IBMB_EXPECTS(g.num_rows == g.num_cols, "khop_plan: the graph is ", g.num_rows, " x ", g.num_cols);
+  g.validate();  // the BFS indexes an N-sized array by column id
   const auto N = static_cast<std::int64_t>(g.num_rows);
   detail::check_baseline_outputs(N, outputs, "khop_plan");
   random_plan_params rp;

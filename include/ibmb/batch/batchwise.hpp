@@ -118,6 +118,13 @@ batch_plan<I> plan_from_parts(std::span<const I> sorted_outputs,
 
   const teleport_sets<I> sets{set_ptr, grouped};
   const auto top = topk(sets, aux_per_batch);
+  // `topk` may be the caller's (batchwise_plan_with): its lists must match the sets.
+  IBMB_EXPECTS(top.size() == sets.size(), "batchwise_plan: the top-k function returned ",
+               top.size(), " lists for ", sets.size(), " teleport sets");
+  IBMB_EXPECTS(top.ptr[0] == 0 && top.ptr.back() == static_cast<std::int64_t>(top.ids.size()) &&
+                   std::is_sorted(top.ptr.begin(), top.ptr.end()),
+               "batchwise_plan: the top-k lists' ptr is not a row pointer into their ",
+               top.ids.size(), " ids");
 
   batch_plan<I> plan;
   std::vector<I> nodes;
@@ -189,6 +196,11 @@ batch_plan<I> batchwise_plan_with(csr_view<I, O, W> g,
                                       std::span<const std::int32_t>(part_of_output), prm.parts, aux,
                                       st, topk);
   st.ppr_seconds = detail::seconds_since(t0);
+  try {  // ids from a caller's top-k function must be nodes of g
+    plan.validate(g.num_rows);
+  } catch (const format_error& e) {
+    throw invalid_argument(detail::concat("batchwise_plan: ", e.what()));
+  }
   if (stats) *stats = st;
   return plan;
 }

@@ -277,6 +277,7 @@ batch_store materialize(const basic_dataset<I, O>& ds, const batch_plan<I>& plan
   IBMB_EXPECTS(g.indptr.size() == static_cast<std::size_t>(g.num_rows) + 1,
                "materialize: graph indptr has ", g.indptr.size(), " entries for ", g.num_rows,
                " nodes");
+  g.validate();  // extraction indexes by column id (one parallel pass over the entries)
   try {
     plan.validate(g.num_rows);
   } catch (const format_error& e) {

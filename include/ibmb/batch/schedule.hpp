@@ -284,11 +284,18 @@ inline std::vector<double> label_distance_matrix(const batch_store& s,
 /// (symmetric, as `label_distance_matrix` gives; finite). Deterministic for a given seed.
 inline schedule_result batch_schedule(std::span<const double> dist, std::size_t B,
                                       const schedule_params& p = {}) {
-  IBMB_EXPECTS(dist.size() == B * B, "batch_schedule: ", dist.size(), " distances for ", B,
-               " batches (expected ", B * B, ")");
-  IBMB_EXPECTS(p.max_iterations >= 0 && p.random_samples >= 0 && p.max_seconds > 0,
-               "batch_schedule: max_iterations = ", p.max_iterations,
-               ", random_samples = ", p.random_samples, ", max_seconds = ", p.max_seconds);
+  IBMB_EXPECTS(B <= (std::size_t{1} << 31) && dist.size() == B * B, "batch_schedule: ", dist.size(),
+               " distances for ", B, " batches (expected B x B, B <= 2^31)");
+  // max_seconds becomes a steady_clock deadline (int64 nanoseconds): a year at most, so that
+  // an infinite or huge value cannot overflow it into the past.
+  IBMB_EXPECTS(
+      p.max_iterations >= 0 && p.random_samples >= 0 && p.max_seconds > 0 && p.max_seconds <= 3.2e7,
+      "batch_schedule: max_iterations = ", p.max_iterations,
+      ", random_samples = ", p.random_samples, ", max_seconds = ", p.max_seconds,
+      " (expected in (0, 3.2e7])");
+  // The exact search enumerates (B - 1)! / 2 tours and does not watch the clock.
+  IBMB_EXPECTS(p.exact_up_to <= 12, "batch_schedule: exact_up_to = ", p.exact_up_to,
+               " (at most 12: the exact tour enumerates (B - 1)! / 2 tours)");
   double dmax = 0;
   for (std::size_t i = 0; i < dist.size(); ++i) {
     IBMB_EXPECTS(std::isfinite(dist[i]) && dist[i] >= 0, "batch_schedule: distance [",

@@ -41,11 +41,19 @@ class corrector {
 };
 
 namespace detail {
+/// Checks a `correct` call: the store (first: everything else reads it), the layer, every
+/// node id (before any parallel region, where an exception would end the process), and the
+/// sizes. `out_dim` < 0: the store's width of the layer.
 inline void check_correct_args(const read_context& ctx, std::span<const float> cached,
                                std::span<float> out, std::int64_t out_dim, const char* who) {
   IBMB_EXPECTS(ctx.store != nullptr, who, ": read_context has no store");
   const auto n = ctx.nodes.size();
   const auto d = static_cast<std::size_t>(ctx.store->dim(ctx.layer));
+  if (out_dim < 0) out_dim = static_cast<std::int64_t>(d);
+  const auto N = ctx.store->num_nodes();
+  for (std::size_t i = 0; i < n; ++i)
+    IBMB_EXPECTS_AS(out_of_range, ctx.nodes[i] >= 0 && ctx.nodes[i] < N, who, ": nodes[", i,
+                    "] = ", ctx.nodes[i], " outside [0, ", N, ")");
   IBMB_EXPECTS(cached.size() == n * d, who, ": cached holds ", cached.size(), " values, expected ",
                n, " rows x ", d);
   IBMB_EXPECTS(out.size() == n * static_cast<std::size_t>(out_dim), who, ": out holds ", out.size(),
@@ -61,7 +69,7 @@ class identity_corrector final : public corrector {
   [[nodiscard]] std::string_view name() const override { return "identity"; }
   void correct(const read_context& ctx, std::span<const float> cached,
                std::span<float> out) override {
-    detail::check_correct_args(ctx, cached, out, ctx.store->dim(ctx.layer), "identity_corrector");
+    detail::check_correct_args(ctx, cached, out, -1, "identity_corrector");
     std::copy(cached.begin(), cached.end(), out.begin());
   }
 };
@@ -83,9 +91,8 @@ class momentum_corrector final : public corrector {
   [[nodiscard]] std::string_view name() const override { return "momentum"; }
   void correct(const read_context& ctx, std::span<const float> cached,
                std::span<float> out) override {
+    detail::check_correct_args(ctx, cached, out, -1, "momentum_corrector");
     const auto d = static_cast<std::size_t>(ctx.store->dim(ctx.layer));
-    detail::check_correct_args(ctx, cached, out, static_cast<std::int64_t>(d),
-                               "momentum_corrector");
     std::copy(cached.begin(), cached.end(), out.begin());
     const auto& s = *ctx.store;
     for (std::size_t i = 0; i < ctx.nodes.size(); ++i) {
@@ -123,7 +130,7 @@ class retransform_corrector final : public corrector {
   void set_transform(std::int64_t layer, std::int64_t out_dim, transform_fn f) {
     IBMB_EXPECTS(out_dim >= 1 && f, "retransform_corrector::set_transform: layer ", layer,
                  ": out_dim = ", out_dim, (f ? "" : ", empty function"));
-    layers_[layer] = {out_dim, std::move(f)};
+    layers_[layer] = {out_dim, 0, std::move(f)};
   }
 
   /// f_l(x) = act(x W + b) with the current `W` (in_dim x out_dim, row-major, copied) and
@@ -153,6 +160,7 @@ class retransform_corrector final : public corrector {
           y.rowwise() += b;
           if (relu) y = y.cwiseMax(0.0f);
         });
+    layers_[layer].in_dim = in_dim;
   }
 
   [[nodiscard]] std::int64_t output_dim(std::int64_t layer, std::int64_t) const override {
@@ -162,12 +170,16 @@ class retransform_corrector final : public corrector {
                std::span<float> out) override {
     const auto& e = entry(ctx.layer);
     detail::check_correct_args(ctx, cached, out, e.out_dim, "retransform_corrector");
+    IBMB_EXPECTS(e.in_dim == 0 || e.in_dim == ctx.store->dim(ctx.layer),
+                 "retransform_corrector: layer ", ctx.layer, ": weights for ", e.in_dim,
+                 " inputs, the store holds rows of ", ctx.store->dim(ctx.layer));
     e.f(ctx.layer, cached, static_cast<std::int64_t>(ctx.nodes.size()), out);
   }
 
  private:
   struct layer_entry {
     std::int64_t out_dim = 0;
+    std::int64_t in_dim = 0;  ///< set_weights' input width (0: set_transform, unchecked)
     transform_fn f;
   };
   const layer_entry& entry(std::int64_t layer) const {
@@ -191,7 +203,7 @@ class callback_corrector final : public corrector {
   [[nodiscard]] std::string_view name() const override { return name_; }
   void correct(const read_context& ctx, std::span<const float> cached,
                std::span<float> out) override {
-    detail::check_correct_args(ctx, cached, out, ctx.store->dim(ctx.layer), "callback_corrector");
+    detail::check_correct_args(ctx, cached, out, -1, "callback_corrector");
     f_(ctx, cached, out);
   }
 

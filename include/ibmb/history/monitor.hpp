@@ -121,6 +121,10 @@ class staleness_monitor final : public history_observer {
     IBMB_EXPECTS(in_audit_, "staleness_monitor::audit_rows: no audit open (call begin_audit)");
     IBMB_EXPECTS(&live != &shadow_, "staleness_monitor::audit_rows: pass the live store");
     const auto d = static_cast<std::size_t>(live.dim(layer));
+    IBMB_EXPECTS(
+        layer < static_cast<std::int64_t>(acc_.size()) && shadow_.dim(layer) == live.dim(layer),
+        "staleness_monitor::audit_rows: layer ", layer, " of the live store (width ",
+        live.dim(layer), ") does not match the audited store's layers");
     IBMB_EXPECTS(cached.size() == nodes.size() * d && corrected.size() == cached.size(),
                  "staleness_monitor::audit_rows: ", cached.size(), " cached and ", corrected.size(),
                  " corrected values for ", nodes.size(), " rows x ", d);

@@ -216,8 +216,7 @@ class sat_predictor final : public corrector, public history_observer {
   /// The prediction where the gate is open, else the cached rows. Never writes the store.
   void correct(const read_context& ctx, std::span<const float> cached,
                std::span<float> out) override {
-    const auto d = static_cast<std::size_t>(ctx.store->dim(ctx.layer));
-    detail::check_correct_args(ctx, cached, out, static_cast<std::int64_t>(d), "sat_predictor");
+    detail::check_correct_args(ctx, cached, out, -1, "sat_predictor");
     std::copy(cached.begin(), cached.end(), out.begin());
     if (!active(ctx.layer)) return;
     predict_into(ctx, out);
@@ -225,8 +224,7 @@ class sat_predictor final : public corrector, public history_observer {
 
   /// The prediction regardless of the gate (for audits and tests).
   void predict(const read_context& ctx, std::span<const float> cached, std::span<float> out) const {
-    const auto d = static_cast<std::size_t>(ctx.store->dim(ctx.layer));
-    detail::check_correct_args(ctx, cached, out, static_cast<std::int64_t>(d), "sat_predictor");
+    detail::check_correct_args(ctx, cached, out, -1, "sat_predictor");
     std::copy(cached.begin(), cached.end(), out.begin());
     predict_into(ctx, out);
   }
@@ -327,6 +325,9 @@ void batch_neighbor_drift(csr_view<I, O, W> local, std::span<const float> batch_
                " output values for ", n, " rows x ", dim);
   IBMB_EXPECTS(valid.empty() || valid.size() == n, "batch_neighbor_drift: ", valid.size(),
                " validity flags for ", n, " rows");
+  IBMB_EXPECTS(local.num_rows == local.num_cols, "batch_neighbor_drift: the batch graph is ",
+               local.num_rows, " x ", local.num_cols, " (expected square)");
+  local.validate();  // columns index batch_delta and valid
   std::fill(out.begin(), out.end(), 0.0f);
 #pragma omp parallel for schedule(dynamic, 256)
   for (std::int64_t u = 0; u < static_cast<std::int64_t>(n); ++u) {

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <numeric>
 #include <span>
 #include <string>
@@ -57,11 +58,22 @@ std::vector<std::int64_t> history_permutation(const batch_plan<I>& plan, std::in
 /// order within a part), e.g. from `metis_partition(...).part`.
 inline std::vector<std::int64_t> history_permutation(std::span<const std::int32_t> part) {
   const auto n = static_cast<std::int64_t>(part.size());
-  std::int32_t parts = 0;
+  std::int64_t parts = 0;  // (64-bit: part[v] = INT32_MAX must not overflow p + 1)
   for (std::int64_t v = 0; v < n; ++v) {
     const auto p = part[static_cast<std::size_t>(v)];
     IBMB_EXPECTS(p >= 0, "history_permutation: part[", v, "] = ", p, " < 0");
-    parts = std::max(parts, p + 1);
+    parts = std::max<std::int64_t>(parts, std::int64_t{p} + 1);
+  }
+  if (parts > n + 1) {  // sparse part ids: a stable sort, not a count per possible id
+    std::vector<std::int64_t> order(part.size());
+    std::iota(order.begin(), order.end(), std::int64_t{0});
+    std::stable_sort(order.begin(), order.end(), [&](std::int64_t a, std::int64_t b) {
+      return part[static_cast<std::size_t>(a)] < part[static_cast<std::size_t>(b)];
+    });
+    std::vector<std::int64_t> perm(part.size());
+    for (std::size_t i = 0; i < order.size(); ++i)
+      perm[static_cast<std::size_t>(order[i])] = static_cast<std::int64_t>(i);
+    return perm;
   }
   std::vector<std::int64_t> start(static_cast<std::size_t>(parts) + 1, 0);
   for (auto p : part) ++start[static_cast<std::size_t>(p) + 1];
@@ -141,6 +153,17 @@ class history_store {
     }
     layers_.resize(opt_.dims.size());
     for (std::size_t l = 0; l < layers_.size(); ++l) {
+      // Table (n x d) and ring (slots x ring x d) sizes must not wrap around.
+      std::size_t table = 0, ring = 0;
+      const bool wraps = __builtin_mul_overflow(static_cast<std::size_t>(n),
+                                                static_cast<std::size_t>(opt_.dims[l]), &table) ||
+                         __builtin_mul_overflow(static_cast<std::size_t>(num_slots_) *
+                                                    static_cast<std::size_t>(opt_.ring),
+                                                static_cast<std::size_t>(opt_.dims[l]), &ring) ||
+                         table > std::numeric_limits<std::size_t>::max() / sizeof(float) ||
+                         ring > std::numeric_limits<std::size_t>::max() / sizeof(float);
+      IBMB_EXPECTS(!wraps, "history_store: layer ", l, ": ", n, " rows x ", opt_.dims[l],
+                   " floats (ring ", opt_.ring, ") overflow the address space");
       auto& L = layers_[l];
       const auto d = static_cast<std::size_t>(opt_.dims[l]);
       L.table.assign(static_cast<std::size_t>(n) * d, 0.0f);
@@ -410,7 +433,7 @@ class history_store {
                    ": layer ", layer, ", node ", nodes[i], " written at step ",
                    L.written[static_cast<std::size_t>(nodes[i])], ", now step ", step);
     }
-    if (opt_.strict) {  // duplicates would rotate the ring twice
+    {  // duplicates would rotate the ring twice and race on the row (any mode)
       std::vector<std::int64_t> s(nodes.begin(), nodes.end());
       std::sort(s.begin(), s.end());
       const auto it = std::adjacent_find(s.begin(), s.end());

@@ -43,9 +43,28 @@ inline std::int64_t balanced_max_outputs(std::int64_t n_out, std::int64_t p) {
   IBMB_EXPECTS(p > 0, "balanced_max_outputs: requested outputs per batch p = ", p, " must be > 0");
   IBMB_EXPECTS(n_out >= 0, "balanced_max_outputs: n_out = ", n_out, " must be >= 0");
   if (n_out == 0) return p;
-  const std::int64_t n_batches = (n_out + p - 1) / p;
-  return (n_out + n_batches - 1) / n_batches;
+  // Ceilings without n + p - 1, which overflows for p = INT64_MAX (a natural "one batch").
+  const std::int64_t n_batches = n_out / p + (n_out % p != 0);
+  return n_out / n_batches + (n_out % n_batches != 0);
 }
+
+namespace detail {
+
+/// A CSR row pointer over `rows` rows into `total` entries: rows + 1 values from 0 to total,
+/// non-decreasing (else `ibmb::invalid_argument` naming `who`).
+inline void check_row_ptr(std::span<const std::int64_t> ptr, std::int64_t rows, std::size_t total,
+                          const char* who, const char* what) {
+  IBMB_EXPECTS(rows >= 0, who, ": ", rows, " rows");
+  IBMB_EXPECTS(ptr.size() == static_cast<std::size_t>(rows) + 1, who, ": ", what, " has ",
+               ptr.size(), " entries for ", rows, " rows");
+  IBMB_EXPECTS(ptr[0] == 0 && ptr.back() == static_cast<std::int64_t>(total), who, ": ", what,
+               " runs from ", ptr[0], " to ", ptr.back(), ", expected 0 to ", total);
+  for (std::size_t r = 0; r + 1 < ptr.size(); ++r)
+    IBMB_EXPECTS(ptr[r] <= ptr[r + 1], who, ": ", what, "[", r + 1, "] = ", ptr[r + 1], " < ", what,
+                 "[", r, "] = ", ptr[r]);
+}
+
+}  // namespace detail
 
 /// A pair of output positions i > j with symmetrized score S_ij = P_ij + P_ji.
 template <class V>
@@ -75,11 +94,9 @@ std::vector<output_pair<V>> symmetric_output_pairs(std::int64_t n_out,
                                                    std::span<const std::int64_t> ptr,
                                                    std::span<const std::int64_t> col,
                                                    std::span<const V> val) {
-  IBMB_EXPECTS(ptr.size() == static_cast<std::size_t>(n_out) + 1,
-               "symmetric_output_pairs: ptr has ", ptr.size(), " entries for ", n_out, " rows");
-  IBMB_EXPECTS(col.size() == val.size() && static_cast<std::int64_t>(col.size()) == ptr.back(),
-               "symmetric_output_pairs: ", col.size(), " columns, ", val.size(),
-               " values, ptr ends at ", ptr.back());
+  IBMB_EXPECTS(col.size() == val.size(), "symmetric_output_pairs: ", col.size(), " columns, ",
+               val.size(), " values");
+  detail::check_row_ptr(ptr, n_out, col.size(), "symmetric_output_pairs", "ptr");
   std::vector<output_pair<V>> e;
   e.reserve(col.size());
   for (std::int64_t r = 0; r < n_out; ++r)
@@ -169,9 +186,7 @@ output_groups greedy_merge(std::int64_t n_out, std::span<const output_pair<V>> p
     IBMB_EXPECTS(aux_ptr.size() == static_cast<std::size_t>(n_out) + 1,
                  "greedy_merge: merge_cap::auxiliary needs the node lists of all ", n_out,
                  " outputs, got ", aux_ptr.size(), " row pointers");
-    IBMB_EXPECTS(aux_ptr.back() == static_cast<std::int64_t>(aux_nodes.size()),
-                 "greedy_merge: aux_ptr ends at ", aux_ptr.back(), " but there are ",
-                 aux_nodes.size(), " nodes");
+    detail::check_row_ptr(aux_ptr, n_out, aux_nodes.size(), "greedy_merge", "aux_ptr");
     cap = prm.max_nodes;
   } else {
     IBMB_EXPECTS(prm.max_outputs > 0, "greedy_merge: max_outputs = ", prm.max_outputs,
@@ -292,8 +307,8 @@ output_groups greedy_merge(std::int64_t n_out, std::span<const output_pair<V>> p
 template <class I>
 batch_plan<I> groups_to_plan(std::span<const I> outputs, const output_groups& groups,
                              std::span<const std::int64_t> aux_ptr, std::span<const I> aux_nodes) {
-  IBMB_EXPECTS(aux_ptr.size() == outputs.size() + 1, "groups_to_plan: ", aux_ptr.size(),
-               " row pointers for ", outputs.size(), " outputs");
+  detail::check_row_ptr(aux_ptr, static_cast<std::int64_t>(outputs.size()), aux_nodes.size(),
+                        "groups_to_plan", "aux_ptr");
   struct batch {
     std::vector<I> outs, nodes;
   };

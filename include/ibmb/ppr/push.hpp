@@ -60,6 +60,12 @@ void check_push_scale(double alpha, double eps, const char* who) {
                sizeof(V) == 4 ? "float" : "double",
                " value; the push would round thresholds or masses to 0 (use a larger eps or "
                "double values)");
+  // 1 - alpha rounding to 1 (alpha below about 3e-8 in float) keeps every pushed mass in
+  // the graph: residuals would never fall below their thresholds, and the push not end.
+  IBMB_EXPECTS(static_cast<V>(1.0 - alpha) < V{1}, who, ": alpha = ", alpha,
+               " rounds 1 - alpha to 1 in ", sizeof(V) == 4 ? "float" : "double",
+               ": no mass would leave the push and it would not end (use a larger alpha or "
+               "double values)");
 }
 
 inline void check_push_params(const push_params& p, const char* who) {

@@ -63,6 +63,7 @@ template <class I, class O, class W>
 void check_teleport_sets(csr_view<I, O, W> g, teleport_sets<I> sets, const topic_ppr_params& p) {
   IBMB_EXPECTS(g.num_rows == g.num_cols, "topic PPR needs a square graph, got ", g.num_rows, " x ",
                g.num_cols);
+  g.validate();  // the kernels index by column id: an id >= N would read out of bounds
   IBMB_EXPECTS(p.alpha > 0 && p.alpha <= 1, "alpha must be in (0, 1], got ", p.alpha);
   IBMB_EXPECTS(p.max_iterations >= 1, "max_iterations must be >= 1, got ", p.max_iterations);
   IBMB_EXPECTS(p.tolerance >= 0, "tolerance must be >= 0, got ", p.tolerance);
