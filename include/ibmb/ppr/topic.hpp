@@ -63,7 +63,6 @@ template <class I, class O, class W>
 void check_teleport_sets(csr_view<I, O, W> g, teleport_sets<I> sets, const topic_ppr_params& p) {
   IBMB_EXPECTS(g.num_rows == g.num_cols, "topic PPR needs a square graph, got ", g.num_rows, " x ",
                g.num_cols);
-  g.validate();  // the kernels index by column id: an id >= N would read out of bounds
   IBMB_EXPECTS(p.alpha > 0 && p.alpha <= 1, "alpha must be in (0, 1], got ", p.alpha);
   IBMB_EXPECTS(p.max_iterations >= 1, "max_iterations must be >= 1, got ", p.max_iterations);
   IBMB_EXPECTS(p.tolerance >= 0, "tolerance must be >= 0, got ", p.tolerance);
@@ -219,6 +218,7 @@ template <class V = float, class I, class O, class W, class Consume>
 topic_ppr_stats topic_ppr_blocks(csr_view<I, O, W> g, teleport_sets<I> sets,
                                  const topic_ppr_params& p, Consume&& consume) {
   detail::check_teleport_sets(g, sets, p);
+  g.validate();  // the kernels index by column id: an id >= N would read out of bounds
   const auto n = static_cast<std::size_t>(g.num_rows);
   std::vector<V> inv_deg(n);
   for (std::size_t v = 0; v < n; ++v) {

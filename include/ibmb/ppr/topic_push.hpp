@@ -106,6 +106,7 @@ void check_topic_push(csr_view<I, O, W> g, teleport_sets<I> sets, const topic_pu
   topic_ppr_params tp;
   tp.alpha = p.alpha;
   check_teleport_sets(g, sets, tp);
+  g.validate();  // the push indexes by column id: an id >= N would read out of bounds
 }
 
 /// Runs one push per set (dynamic schedule over sets, one workspace per thread) and hands
