@@ -27,8 +27,7 @@ struct ppr_options {
 
 int run_ppr(const ppr_options& o) {
   const bool cuda = o.device == "cuda";
-  const bool outputs_file = o.outputs != "train" && o.outputs != "val" && o.outputs != "valid" &&
-                            o.outputs != "test" && o.outputs != "all";
+  const bool outputs_file = !is_split_name(o.outputs) && o.outputs != "all";
   check_output_path("--out", o.out,
                     {dataset_path(o.data),
                      outputs_file ? std::filesystem::path(o.outputs) : std::filesystem::path()});

@@ -57,9 +57,7 @@ int run_build(build_options o) {
   auto ds = ibmb::load_dataset(o.data, terminal_progress());
   preprocess(ds);
   // The same seeded 10/10/80 split `ibmb train` / `ibmb infer` draw for a dataset without one.
-  const bool named_split =
-      o.split == "train" || o.split == "val" || o.split == "valid" || o.split == "test";
-  if (named_split && ds.train_idx.empty() && ds.val_idx.empty() && ds.test_idx.empty() &&
+  if (is_split_name(o.split) && ds.train_idx.empty() && ds.val_idx.empty() && ds.test_idx.empty() &&
       ds.num_classes() > 0)
     gcn::random_split(ds, 0.1, 0.1, static_cast<std::uint64_t>(o.split_seed));
   const double load_seconds = load_t.seconds();

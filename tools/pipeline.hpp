@@ -24,9 +24,14 @@
 
 namespace ibmb::cli {
 
+/// Whether `which` names one of the dataset's splits (train, val / valid, test).
+inline bool is_split_name(std::string_view which) {
+  return which == "train" || which == "val" || which == "valid" || which == "test";
+}
+
 /// The output nodes named by `which`: train, val, test, all, or a .npy file of node ids.
 inline std::vector<std::int64_t> select_outputs(const ibmb::dataset& ds, std::string_view which) {
-  if (which == "train" || which == "val" || which == "valid" || which == "test") {
+  if (is_split_name(which)) {
     const auto& idx = which == "train" ? ds.train_idx : which == "test" ? ds.test_idx : ds.val_idx;
     if (idx.empty())
       throw ibmb::invalid_argument(

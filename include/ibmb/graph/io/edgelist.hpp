@@ -57,13 +57,15 @@ namespace detail {
 /// machine is reported at the allocation (`alloc_or_throw`), naming where it came from.
 inline constexpr std::int64_t max_text_id = (std::int64_t{1} << 44) - 1;
 
+/// The end of every "id exceeds the limit" message.
+inline constexpr std::string_view text_id_limit_why =
+    " (2^44 - 1; ids index dense arrays, so a larger one cannot be allocated)";
+
 /// Throws `out_of_range` "file:line: <what> id V exceeds the limit ..." when `v` is above
 /// `max_text_id`.
 inline void check_text_id(const text_reader& in, std::int64_t v, const char* what) {
   if (v > max_text_id)
-    in.fail<out_of_range>(what, " id ", v, " exceeds the limit ", max_text_id,
-                          " (2^44 - 1; ids index dense arrays, so a larger one cannot be "
-                          "allocated)");
+    in.fail<out_of_range>(what, " id ", v, " exceeds the limit ", max_text_id, text_id_limit_why);
 }
 
 /// Throws `out_of_range` "file:line: label L ..." when a class id is not below

@@ -148,9 +148,7 @@ class musae_json_parser {
   void check_id(std::size_t at, std::int64_t v, const char* what) const {
     if (v > max_text_id)
       throw out_of_range(concat(name_, ": byte ", at, ": ", what, " id ", v, " exceeds the limit ",
-                                max_text_id,
-                                " (2^44 - 1; ids index dense arrays, so a larger one cannot be "
-                                "allocated)"));
+                                max_text_id, text_id_limit_why));
   }
   template <class... Args>
   [[noreturn]] void fail_at(std::size_t at, Args&&... a) const {
@@ -264,8 +262,7 @@ basic_dataset<I, O> load_musae_dir(const std::filesystem::path& dir) {
         csv.fail<out_of_range>("node id ", v, " does not fit the requested index type");
       if (v > detail::max_text_id)
         csv.fail<out_of_range>("node id ", v, " exceeds the limit ", detail::max_text_id,
-                               " (2^44 - 1; ids index dense arrays, so a larger one cannot be "
-                               "allocated)");
+                               detail::text_id_limit_why);
       targets.emplace_back(v, f[label_col]);
       target_line.push_back(csv.line_number());
       if (v + 1 > n) {
