@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -146,10 +147,8 @@ void bm_induced(benchmark::State& state) {
   run_induced(state, s.ds.graph.view(), s.plan);
 }
 
-/// The same on a copy of the graph with int32 column ids: what scipy works on (its
-/// csr_matrix casts the exported int64 indices to int32 when they fit).
-void bm_induced32(benchmark::State& state) {
-  const auto& s = get(128);
+/// A copy of the graph with int32 column ids, made once.
+const ibmb::csr_graph<std::int32_t, std::int64_t, float>& graph32(const setup& s) {
   static ibmb::csr_graph<std::int32_t, std::int64_t, float> g32;
   if (g32.indptr.empty()) {
     const auto& g = s.ds.graph;
@@ -158,7 +157,66 @@ void bm_induced32(benchmark::State& state) {
     g32.indices.assign(g.indices.begin(), g.indices.end());
     g32.weights = g.weights;
   }
-  run_induced(state, g32.view(), s.plan);
+  return g32;
+}
+
+/// The same on a copy of the graph with int32 column ids: what scipy works on (its
+/// csr_matrix casts the exported int64 indices to int32 when they fit).
+void bm_induced32(benchmark::State& state) {
+  const auto& s = get(128);
+  run_induced(state, graph32(s).view(), s.plan);
+}
+
+/// The floor under any extraction of these batches: every batch row's neighbour list read
+/// (its entries XOR-ed, nothing tested or written), with the kernel's prefetching (the indptr
+/// entry 16 rows ahead, the list 8 rows ahead) and its dynamic schedule, T = range(0)
+/// threads. An extraction has to read every entry of every row of the batch, so its time
+/// cannot go below this one; `run_scipy_extract.sh` prints it against scipy's.
+template <class I>
+void run_rows_read(benchmark::State& state, ibmb::csr_view<I, std::int64_t, float> g,
+                   const ibmb::batch_plan<std::int64_t>& plan) {
+  const int T = static_cast<int>(state.range(0));
+  ibmb::scoped_threads th(T);
+  constexpr std::int64_t ahead = 8;
+  constexpr std::int64_t line = 64 / sizeof(I), max_prefetch = 1024 / sizeof(I);  // as the kernel
+  std::int64_t scanned = 0;
+  for (std::int64_t v : plan.nodes) scanned += g.degree(v);
+  const std::int64_t* ip = g.indptr.data();
+  const I* ix = g.indices.data();
+  for (auto _ : state) {
+    std::uint64_t acc = 0;
+    for (std::size_t b = 0; b < plan.num_batches(); ++b) {
+      const auto nodes = plan.batch_nodes(b);
+      const auto n = static_cast<std::int64_t>(nodes.size());
+      const std::int64_t* id = nodes.data();
+#pragma omp parallel for num_threads(T) schedule(dynamic, 64) reduction(^ : acc)
+      for (std::int64_t i = 0; i < n; ++i) {
+        if (i + 2 * ahead < n) __builtin_prefetch(ip + id[i + 2 * ahead]);
+        if (i + ahead < n) {
+          const std::int64_t f = id[i + ahead];
+          const std::int64_t pe = std::min(ip[f + 1], ip[f] + max_prefetch);
+          for (std::int64_t q = ip[f]; q < pe; q += line) __builtin_prefetch(ix + q);
+        }
+        const std::int64_t u = id[i];
+        for (std::int64_t q = ip[u]; q < ip[u + 1]; ++q) acc ^= static_cast<std::uint64_t>(ix[q]);
+      }
+    }
+    benchmark::DoNotOptimize(acc);
+  }
+  state.counters["scanned_edges/s"] = benchmark::Counter(
+      static_cast<double>(scanned), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["rows"] = static_cast<double>(plan.nodes.size());
+}
+
+void bm_rows_read(benchmark::State& state) {
+  const auto& s = get(128);
+  run_rows_read(state, s.ds.graph.view(), s.plan);
+}
+
+/// The same floor for the int32-id copy of the graph (bm_induced32's input).
+void bm_rows_read32(benchmark::State& state) {
+  const auto& s = get(128);
+  run_rows_read(state, graph32(s).view(), s.plan);
 }
 
 /// memcpy of `bytes` per batch from contiguous (wrapping) runs of the feature array into
@@ -222,6 +280,59 @@ void bm_gather(benchmark::State& state) {
   state.counters["row_bytes"] = static_cast<double>(s.features * 4);
   state.counters["memcpy_GB/s"] = static_cast<double>(state.iterations() * bytes) / memcpy_s / 1e9;
   state.counters["x_memcpy"] = memcpy_s / gather_s;
+}
+
+/// The floor under the gather: every batch's feature rows read (their 8-byte words XOR-ed,
+/// nothing written) in the gather's order, with its prefetching and schedule, and the same
+/// memcpy after each iteration for `x_memcpy`. A gather reads these bytes and writes as many,
+/// so its ratio to memcpy cannot exceed this one's by much.
+void bm_gather_read(benchmark::State& state) {
+  const auto& s = get(state.range(0));
+  const int T = static_cast<int>(state.range(1));
+  ibmb::scoped_threads th(T);
+  const auto F = static_cast<std::size_t>(s.features);
+  const auto W = F * sizeof(float) / 8;  // 8-byte words per row
+  std::vector<float> out;
+  std::int64_t max_nodes = 0, all = 0;
+  for (std::size_t b = 0; b < s.plan.num_batches(); ++b) {
+    max_nodes =
+        std::max<std::int64_t>(max_nodes, static_cast<std::int64_t>(s.plan.batch_nodes(b).size()));
+    all += static_cast<std::int64_t>(s.plan.batch_nodes(b).size());
+  }
+  out.resize(static_cast<std::size_t>(max_nodes) * F);
+  const auto* src = reinterpret_cast<const std::uint64_t*>(s.ds.features.data());
+  const auto ahead = static_cast<std::int64_t>(ibmb::detail::gather_ahead);
+  double read_s = 0, memcpy_s = 0;
+  std::size_t at = 0;
+  for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    std::uint64_t acc = 0;
+    for (std::size_t b = 0; b < s.plan.num_batches(); ++b) {
+      const auto nodes = s.plan.batch_nodes(b);
+      const auto n = static_cast<std::int64_t>(nodes.size());
+      const std::int64_t* id = nodes.data();
+#pragma omp parallel for num_threads(T) schedule(static) reduction(^ : acc)
+      for (std::int64_t i = 0; i < n; ++i) {
+        if (i + ahead < n)
+          ibmb::detail::prefetch_row(src + static_cast<std::size_t>(id[i + ahead]) * W, W * 8);
+        const std::uint64_t* row = src + static_cast<std::size_t>(id[i]) * W;
+        for (std::size_t w = 0; w < W; ++w) acc ^= row[w];
+      }
+    }
+    benchmark::DoNotOptimize(acc);
+    const auto t1 = std::chrono::steady_clock::now();
+    state.PauseTiming();
+    memcpy_batches(s, T, out, at);
+    const auto t2 = std::chrono::steady_clock::now();
+    state.ResumeTiming();
+    read_s += std::chrono::duration<double>(t1 - t0).count();
+    memcpy_s += std::chrono::duration<double>(t2 - t1).count();
+  }
+  const auto bytes = all * static_cast<std::int64_t>(F) * 4;
+  state.SetBytesProcessed(state.iterations() * bytes);
+  state.counters["row_bytes"] = static_cast<double>(F * 4);
+  state.counters["memcpy_GB/s"] = static_cast<double>(state.iterations() * bytes) / memcpy_s / 1e9;
+  state.counters["x_memcpy"] = memcpy_s / read_s;
 }
 
 /// memcpy of the same bytes per batch, from contiguous (wrapping) runs of the feature array;
@@ -298,8 +409,14 @@ void bm_open_first_batch(benchmark::State& state) {
 BENCHMARK(bm_extract)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(bm_induced)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(bm_induced32)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(bm_rows_read)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(bm_rows_read32)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 // {feature width, threads}: 64 or 128 float32 features (256 or 512-byte rows), 1 or 2 threads.
 BENCHMARK(bm_gather)
+    ->ArgsProduct({{64, 128}, {1, 2}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(bm_gather_read)
     ->ArgsProduct({{64, 128}, {1, 2}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();

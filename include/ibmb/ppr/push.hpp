@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <exception>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <span>
 #include <type_traits>
@@ -79,20 +80,30 @@ inline void check_push_params(const push_params& p, const char* who) {
 /// A list of distinct node ids with room for all N of them (N + 1 slots, so that the FIFO
 /// ring's modulo is defined even for N = 0). Used as the settled list, the LIFO stack and the
 /// FIFO ring (a node is queued at most once at a time, so the ring never overflows).
+/// The slots are not initialised: a push writes a slot before it reads it, and a push that
+/// reaches a few thousand nodes touches only the first pages of the two lists, so the rest
+/// of their 2 x 8 bytes per node (int64 ids) is address space, never faulted in. (Zero-filled,
+/// they were 16 of the workspace's 28 resident bytes per node, paid by every `prepare`.)
 template <class I>
 struct node_list {
-  std::vector<I> buf;
+  std::unique_ptr<I[]> buf;
+  std::size_t cap = 0;   // slots (N + 1)
   std::size_t n = 0;     // entries (LIFO / settled); live ring entries (FIFO)
   std::size_t head = 0;  // FIFO ring: first live slot
 
   void reset(std::size_t nodes) {
-    buf.assign(nodes + 1, I{0});
+    if (cap != nodes + 1) {
+      buf.reset(new I[nodes + 1]);  // default-initialised: no writes, no page faults
+      cap = nodes + 1;
+    }
     n = head = 0;
   }
   void clear() { n = head = 0; }
   void push_back(I v) { buf[n++] = v; }  // before a drain only (head = 0)
-  [[nodiscard]] std::span<const I> span() const { return {buf.data(), n}; }
-  [[nodiscard]] std::size_t bytes() const { return buf.capacity() * sizeof(I); }
+  [[nodiscard]] I* data() { return buf.get(); }
+  [[nodiscard]] std::span<const I> span() const { return {buf.get(), n}; }
+  /// Address space held; resident is only what pushes have written.
+  [[nodiscard]] std::size_t bytes() const { return cap * sizeof(I); }
 };
 
 /// The push loop shared by the single-source and the multi-source push: pops the queue
@@ -106,10 +117,10 @@ template <bool Lifo, class I, class O, class V>
 void drain_push_queue_impl(const O* indptr, const I* indices, push_node_state<V>* st, V* est,
                            V alpha, V one_minus_alpha, double alpha_eps, node_list<I>& settled,
                            node_list<I>& queue, push_counters& c) {
-  I* q = queue.buf.data();
-  const std::size_t cap = queue.buf.size();
+  I* q = queue.data();
+  const std::size_t cap = queue.cap;
   std::size_t qn = queue.n, head = queue.head, tail = (queue.head + queue.n) % cap;
-  I* sl = settled.buf.data();
+  I* sl = settled.data();
   std::size_t sn = settled.n;
   std::int64_t pushes = 0, relaxed = 0;
   while (qn > 0) {
@@ -300,7 +311,8 @@ class push_state {
 
 /// Reusable scratch space of the push for one thread: dense per-node state (12 bytes per node
 /// for float, 24 for double: residual, threshold, estimate) plus the settled list and the queue
-/// (N + 1 ids each). After `prepare` (O(N), repeated only when the graph or alpha/eps change),
+/// (N + 1 ids each, reserved but resident only as far as pushes fill them; `bytes` counts them
+/// whole). Move-only. After `prepare` (O(N), repeated only when the graph or alpha/eps change),
 /// one push costs O(its work): the state is reset through the rows of the settled nodes,
 /// never by scanning N. The graph's arrays must stay alive and unchanged from `prepare` until
 /// the workspace is cleared or prepared for another graph.
