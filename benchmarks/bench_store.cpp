@@ -242,10 +242,14 @@ void memcpy_batches(const setup& s, int T, std::vector<float>& out, std::size_t&
 /// Feature gather of every batch (read_batch_features into one buffer), T = range(1) threads.
 /// Each iteration is followed (untimed) by bm_memcpy's copy of the same bytes, so the
 /// `x_memcpy` counter (memcpy time / gather time) compares the two in the same seconds: this
-/// machine's memory speed drifts between benchmarks run minutes apart.
+/// machine's memory speed drifts between benchmarks run minutes apart. range(2) = 0: the copy
+/// writes into the gather's buffer, so each finds its destination in the cache (the setup of
+/// every figure before session 8); 1: into a buffer of its own, which the other pass evicts in
+/// between, so both write to cold destinations (memcpy slows down more; docs/benchmarks.md).
 void bm_gather(benchmark::State& state) {
   const auto& s = get(state.range(0));
   const int T = static_cast<int>(state.range(1));
+  const bool separate = state.range(2) != 0;
   ibmb::scoped_threads th(T);
   ibmb::materialize_options o;
   o.ids_only = true;
@@ -255,6 +259,8 @@ void bm_gather(benchmark::State& state) {
   for (std::size_t b = 0; b < st.num_batches(); ++b)
     max_nodes = std::max(max_nodes, st.batch(b).num_nodes());
   std::vector<float> out(static_cast<std::size_t>(max_nodes * s.features));
+  std::vector<float> copy_out(separate ? out.size() : 0);
+  auto& copy_dst = separate ? copy_out : out;
   const auto bytes = st.total_nodes() * s.features * 4;
   double gather_s = 0, memcpy_s = 0;
   std::size_t at = 0;
@@ -270,7 +276,7 @@ void bm_gather(benchmark::State& state) {
     benchmark::ClobberMemory();
     const auto t1 = std::chrono::steady_clock::now();
     state.PauseTiming();
-    memcpy_batches(s, T, out, at);
+    memcpy_batches(s, T, copy_dst, at);
     const auto t2 = std::chrono::steady_clock::now();
     state.ResumeTiming();
     gather_s += std::chrono::duration<double>(t1 - t0).count();
@@ -280,59 +286,6 @@ void bm_gather(benchmark::State& state) {
   state.counters["row_bytes"] = static_cast<double>(s.features * 4);
   state.counters["memcpy_GB/s"] = static_cast<double>(state.iterations() * bytes) / memcpy_s / 1e9;
   state.counters["x_memcpy"] = memcpy_s / gather_s;
-}
-
-/// The floor under the gather: every batch's feature rows read (their 8-byte words XOR-ed,
-/// nothing written) in the gather's order, with its prefetching and schedule, and the same
-/// memcpy after each iteration for `x_memcpy`. A gather reads these bytes and writes as many,
-/// so its ratio to memcpy cannot exceed this one's by much.
-void bm_gather_read(benchmark::State& state) {
-  const auto& s = get(state.range(0));
-  const int T = static_cast<int>(state.range(1));
-  ibmb::scoped_threads th(T);
-  const auto F = static_cast<std::size_t>(s.features);
-  const auto W = F * sizeof(float) / 8;  // 8-byte words per row
-  std::vector<float> out;
-  std::int64_t max_nodes = 0, all = 0;
-  for (std::size_t b = 0; b < s.plan.num_batches(); ++b) {
-    max_nodes =
-        std::max<std::int64_t>(max_nodes, static_cast<std::int64_t>(s.plan.batch_nodes(b).size()));
-    all += static_cast<std::int64_t>(s.plan.batch_nodes(b).size());
-  }
-  out.resize(static_cast<std::size_t>(max_nodes) * F);
-  const auto* src = reinterpret_cast<const std::uint64_t*>(s.ds.features.data());
-  const auto ahead = static_cast<std::int64_t>(ibmb::detail::gather_ahead);
-  double read_s = 0, memcpy_s = 0;
-  std::size_t at = 0;
-  for (auto _ : state) {
-    const auto t0 = std::chrono::steady_clock::now();
-    std::uint64_t acc = 0;
-    for (std::size_t b = 0; b < s.plan.num_batches(); ++b) {
-      const auto nodes = s.plan.batch_nodes(b);
-      const auto n = static_cast<std::int64_t>(nodes.size());
-      const std::int64_t* id = nodes.data();
-#pragma omp parallel for num_threads(T) schedule(static) reduction(^ : acc)
-      for (std::int64_t i = 0; i < n; ++i) {
-        if (i + ahead < n)
-          ibmb::detail::prefetch_row(src + static_cast<std::size_t>(id[i + ahead]) * W, W * 8);
-        const std::uint64_t* row = src + static_cast<std::size_t>(id[i]) * W;
-        for (std::size_t w = 0; w < W; ++w) acc ^= row[w];
-      }
-    }
-    benchmark::DoNotOptimize(acc);
-    const auto t1 = std::chrono::steady_clock::now();
-    state.PauseTiming();
-    memcpy_batches(s, T, out, at);
-    const auto t2 = std::chrono::steady_clock::now();
-    state.ResumeTiming();
-    read_s += std::chrono::duration<double>(t1 - t0).count();
-    memcpy_s += std::chrono::duration<double>(t2 - t1).count();
-  }
-  const auto bytes = all * static_cast<std::int64_t>(F) * 4;
-  state.SetBytesProcessed(state.iterations() * bytes);
-  state.counters["row_bytes"] = static_cast<double>(F * 4);
-  state.counters["memcpy_GB/s"] = static_cast<double>(state.iterations() * bytes) / memcpy_s / 1e9;
-  state.counters["x_memcpy"] = memcpy_s / read_s;
 }
 
 /// memcpy of the same bytes per batch, from contiguous (wrapping) runs of the feature array;
@@ -411,13 +364,10 @@ BENCHMARK(bm_induced)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTim
 BENCHMARK(bm_induced32)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(bm_rows_read)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(bm_rows_read32)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
-// {feature width, threads}: 64 or 128 float32 features (256 or 512-byte rows), 1 or 2 threads.
+// {feature width, threads[, separate copy buffer]}: 64 or 128 float32 features (256 or
+// 512-byte rows), 1 or 2 threads.
 BENCHMARK(bm_gather)
-    ->ArgsProduct({{64, 128}, {1, 2}})
-    ->Unit(benchmark::kMillisecond)
-    ->UseRealTime();
-BENCHMARK(bm_gather_read)
-    ->ArgsProduct({{64, 128}, {1, 2}})
+    ->ArgsProduct({{64, 128}, {1, 2}, {0, 1}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 BENCHMARK(bm_memcpy)
