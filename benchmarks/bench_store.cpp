@@ -168,8 +168,8 @@ void bm_induced32(benchmark::State& state) {
 }
 
 /// The floor under any extraction of these batches: every batch row's neighbour list read
-/// (its entries XOR-ed, nothing tested or written), with the kernel's prefetching (the indptr
-/// entry 16 rows ahead, the list 8 rows ahead) and its dynamic schedule, T = range(0)
+/// (its entries XOR-ed, nothing tested or written), with the kernel's prefetching (its
+/// constants, the same loop) and its dynamic schedule, T = range(0)
 /// threads. An extraction has to read every entry of every row of the batch, so its time
 /// cannot go below this one; `run_scipy_extract.sh` prints it against scipy's.
 template <class I>
@@ -177,8 +177,10 @@ void run_rows_read(benchmark::State& state, ibmb::csr_view<I, std::int64_t, floa
                    const ibmb::batch_plan<std::int64_t>& plan) {
   const int T = static_cast<int>(state.range(0));
   ibmb::scoped_threads th(T);
-  constexpr std::int64_t ahead = 8;
-  constexpr std::int64_t line = 64 / sizeof(I), max_prefetch = 1024 / sizeof(I);  // as the kernel
+  using kernel = ibmb::subgraph_extractor<I, std::int64_t, float>;  // its prefetching
+  constexpr std::int64_t ahead = kernel::prefetch_rows;
+  constexpr std::int64_t line = 64 / sizeof(I);
+  constexpr auto max_prefetch = static_cast<std::int64_t>(kernel::prefetch_entries / sizeof(I));
   std::int64_t scanned = 0;
   for (std::int64_t v : plan.nodes) scanned += g.degree(v);
   const std::int64_t* ip = g.indptr.data();

@@ -7,6 +7,7 @@
 #include <limits>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "ibmb/core/error.hpp"
@@ -20,6 +21,12 @@ namespace ibmb {
 /// real node-classification dataset (ogbn-papers100M has 172 classes); a label of 2^31 or
 /// more is a corrupt file, not a class.
 inline constexpr std::int64_t max_num_classes = std::numeric_limits<std::int32_t>::max();
+
+namespace detail {
+/// The end of every "label too large" message.
+inline constexpr std::string_view class_id_limit_why =
+    " (2^31 - 1, so the class count fits a 32-bit int)";
+}  // namespace detail
 
 /// Graph, row-major float32 features (num_nodes x num_features), int64 labels (-1 =
 /// unlabelled) and train/val/test node ids. Any part but the graph may be empty.
@@ -91,7 +98,7 @@ struct basic_dataset {
         if (labels[i] < -1) fail("label of node ", i, " is ", labels[i], " (expected >= -1)");
         if (labels[i] >= max_num_classes)
           fail("label of node ", i, " is ", labels[i], ": class ids must be below ",
-               max_num_classes, " (2^31 - 1, so the class count fits a 32-bit int)");
+               max_num_classes, detail::class_id_limit_why);
       }
     }
     auto check_split = [&](const std::vector<I>& idx, const char* what) {

@@ -60,6 +60,11 @@ inline int popcount64(std::uint64_t x) {
 template <class I, class O, class W>
 class subgraph_extractor {
  public:
+  /// The scan's prefetching (public for benchmarks that replay its access pattern): a row's
+  /// neighbour list is prefetched `prefetch_rows` rows ahead (at most `prefetch_entries`
+  /// bytes of it), its indptr entry twice as far ahead.
+  static constexpr std::int64_t prefetch_rows = 8;
+  static constexpr std::size_t prefetch_entries = 1024;  // bytes, despite the name
   explicit subgraph_extractor(csr_view<I, O, W> g)
       : g_(g), bits_((static_cast<std::size_t>(g.num_rows) + 63) / 64, 0), wrank_(bits_.size(), 0) {
     IBMB_EXPECTS(g.num_rows == g.num_cols, "subgraph_extractor: the graph is ", g.num_rows, " x ",
@@ -332,8 +337,6 @@ class subgraph_extractor {
     map_used_ = false;
   }
 
-  static constexpr std::int64_t prefetch_rows = 8;       // rows ahead
-  static constexpr std::size_t prefetch_entries = 1024;  // bytes of a row prefetched at most
   csr_view<I, O, W> g_;
   std::vector<std::uint64_t> bits_;  // membership, one bit per node (fits a cache)
   std::vector<std::int32_t> wrank_;  // per bitmap word in use: members in the words before it

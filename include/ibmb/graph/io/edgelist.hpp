@@ -62,10 +62,12 @@ inline constexpr std::string_view text_id_limit_why =
     " (2^44 - 1; ids index dense arrays, so a larger one cannot be allocated)";
 
 /// Throws `out_of_range` "file:line: <what> id V exceeds the limit ..." when `v` is above
-/// `max_text_id`.
-inline void check_text_id(const text_reader& in, std::int64_t v, const char* what) {
+/// `max_text_id`. `Reader`: `text_reader` or `csv_reader` (anything with `fail<E>(...)`).
+template <class Reader>
+void check_text_id(const Reader& in, std::int64_t v, const char* what) {
   if (v > max_text_id)
-    in.fail<out_of_range>(what, " id ", v, " exceeds the limit ", max_text_id, text_id_limit_why);
+    in.template fail<out_of_range>(what, " id ", v, " exceeds the limit ", max_text_id,
+                                   text_id_limit_why);
 }
 
 /// Throws `out_of_range` "file:line: label L ..." when a class id is not below
@@ -73,7 +75,7 @@ inline void check_text_id(const text_reader& in, std::int64_t v, const char* wha
 inline void check_label(const text_reader& in, std::int64_t l) {
   if (l >= max_num_classes)
     in.fail<out_of_range>("label ", l, " is too large: class ids must be below ", max_num_classes,
-                          " (2^31 - 1, so the class count fits a 32-bit int); -1 = unlabelled");
+                          class_id_limit_why, "; -1 = unlabelled");
 }
 
 /// Bytes of physical memory of this machine (sysconf), or 0 when unknown.

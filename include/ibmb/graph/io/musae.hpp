@@ -260,9 +260,7 @@ basic_dataset<I, O> load_musae_dir(const std::filesystem::path& dir) {
       if (v < 0) csv.fail<out_of_range>("negative node id ", v);
       if (v > index_max)
         csv.fail<out_of_range>("node id ", v, " does not fit the requested index type");
-      if (v > detail::max_text_id)
-        csv.fail<out_of_range>("node id ", v, " exceeds the limit ", detail::max_text_id,
-                               detail::text_id_limit_why);
+      detail::check_text_id(csv, v, "node");
       targets.emplace_back(v, f[label_col]);
       target_line.push_back(csv.line_number());
       if (v + 1 > n) {
