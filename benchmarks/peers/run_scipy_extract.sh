@@ -39,5 +39,5 @@ edges = next(b["local_edges"] for b in ours if "local_edges" in b)
 for b in ours:
     o = b.get("local_edges/s") or edges / (b["real_time"] * 1e-3)  # real_time in ms
     print(f"{names.get(b['name'], b['name']):44s} {o/1e6:8.1f} M local edges/s  {o/peer:5.1f}x scipy")
-print("(an extraction reads every row of its batch: no kernel can beat the floor's ratio)")
+print("(a per-batch extraction reads every row of its batch: none can beat the floor's ratio)")
 PY
