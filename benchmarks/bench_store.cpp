@@ -167,11 +167,12 @@ void bm_induced32(benchmark::State& state) {
   run_induced(state, graph32(s).view(), s.plan);
 }
 
-/// The floor under any extraction of these batches: every batch row's neighbour list read
-/// (its entries XOR-ed, nothing tested or written), with the kernel's prefetching (its
-/// constants, the same loop) and its dynamic schedule, T = range(0)
-/// threads. An extraction has to read every entry of every row of the batch, so its time
-/// cannot go below this one; `run_scipy_extract.sh` prints it against scipy's.
+/// The floor under any per-batch extraction of these batches: every batch row's neighbour
+/// list read (its entries XOR-ed, nothing tested or written), with the kernel's prefetching
+/// (its constants, the same loop) and its dynamic schedule, T = range(0) threads. An
+/// extraction that goes batch by batch reads every entry of every row of each batch, so its
+/// time cannot go below this one (one that reads each row once for all batches can:
+/// docs/benchmarks.md, session 9); `run_scipy_extract.sh` prints it against scipy's.
 template <class I>
 void run_rows_read(benchmark::State& state, ibmb::csr_view<I, std::int64_t, float> g,
                    const ibmb::batch_plan<std::int64_t>& plan) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Induced-subgraph extraction, ours vs scipy's A[idx][:, idx], on the same graph and batches
-# in one run, with the floor under any extraction (bm_rows_read: the batches' rows read and
-# nothing else). Usage: benchmarks/peers/run_scipy_extract.sh BUILD_DIR [NODES]
+# in one run, with the floor under any per-batch extraction (bm_rows_read: the batches' rows
+# read and nothing else). Usage: benchmarks/peers/run_scipy_extract.sh BUILD_DIR [NODES]
 set -euo pipefail
 build=${1:?usage: $0 BUILD_DIR [NODES]}
 nodes=${2:-200000}
