@@ -126,7 +126,7 @@ void BM_nodewise_ppr(benchmark::State& state) {
 // before the timing starts (ws.clear() + ws.run(), as nodewise_ppr's loop does), without the
 // graph validation, the workspace setup, the top-k selection and the row assembly that a
 // nodewise_ppr call adds. Separates the kernel's edges/s from the per-call costs.
-// Args: nodes, eps index, threads
+// Args: nodes, eps index, threads, order (0 = LIFO, the reference's; 1 = FIFO)
 void BM_push_kernel(benchmark::State& state) {
   const std::int64_t n = state.range(0);
   const double eps = kEps[state.range(1)];
@@ -136,6 +136,7 @@ void BM_push_kernel(benchmark::State& state) {
   ibmb::push_params p;
   p.alpha = 0.25;
   p.eps = eps;
+  p.order = state.range(3) == 0 ? ibmb::push_order::lifo : ibmb::push_order::fifo;
   ibmb::scoped_threads guard(threads);
   std::vector<ibmb::push_workspace<std::int64_t, float>> ws(static_cast<std::size_t>(threads));
 #pragma omp parallel num_threads(threads)
@@ -243,7 +244,7 @@ BENCHMARK(BM_nodewise_ppr)
     ->UseRealTime()
     ->Iterations(1);
 BENCHMARK(BM_push_kernel)
-    ->ArgsProduct({{100'000, 1'000'000, 2'400'000}, {0, 1}, {1, 2}})
+    ->ArgsProduct({{100'000, 1'000'000, 2'400'000}, {0, 1}, {1, 2}, {0, 1}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 BENCHMARK(BM_nodewise_plan)

@@ -16,6 +16,7 @@
 
 #include <fcntl.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <chrono>
@@ -31,6 +32,7 @@
 #include "ibmb/batch/materialize.hpp"
 #include "ibmb/batch/nodewise.hpp"
 #include "ibmb/batch/store.hpp"
+#include "ibmb/core/crc32.hpp"
 #include "ibmb/core/parallel.hpp"
 #include "ibmb/graph/build.hpp"
 #include "ibmb/graph/generate.hpp"
@@ -325,6 +327,49 @@ void bm_materialize(benchmark::State& state) {
   state.counters["store_MB"] = static_cast<double>(bytes) / 1e6;
 }
 
+/// The store's checksum (crc32_parallel, T = range(1) threads) over a 256 MiB buffer, through
+/// zlib's crc32 (range(0) = 0) or the library's backend (1: libdeflate when the build found
+/// it, else zlib again), in one binary: the side-by-side figure for core/crc32.hpp.
+void bm_crc32(benchmark::State& state) {
+  const bool ours = state.range(0) != 0;
+  const int T = static_cast<int>(state.range(1));
+  ibmb::scoped_threads th(T);
+  static const std::vector<std::byte> buf = [] {
+    std::vector<std::byte> b(std::size_t{256} << 20);
+    std::uint64_t x = 88172645463325252ull;  // xorshift64: incompressible, cheap
+    for (auto& c : b) {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      c = static_cast<std::byte>(x);
+    }
+    return b;
+  }();
+  constexpr std::size_t chunk = ibmb::detail::crc_chunk;
+  const std::size_t nchunks = (buf.size() + chunk - 1) / chunk;
+  std::vector<std::uint32_t> part(nchunks);
+  std::uint32_t crc = 0;
+  for (auto _ : state) {
+    if (ours) {
+      crc = ibmb::detail::crc32_parallel(buf);
+    } else {  // crc32_parallel's chunking, with zlib's crc32 in each chunk
+#pragma omp parallel for num_threads(T) schedule(dynamic, 1)
+      for (std::int64_t c = 0; c < static_cast<std::int64_t>(nchunks); ++c) {
+        const std::size_t off = static_cast<std::size_t>(c) * chunk;
+        part[static_cast<std::size_t>(c)] = static_cast<std::uint32_t>(
+            ::crc32_z(0, reinterpret_cast<const Bytef*>(buf.data() + off),
+                      std::min(chunk, buf.size() - off)));
+      }
+      crc = part[0];
+      for (std::size_t c = 1; c < nchunks; ++c)
+        crc = ibmb::detail::crc32_combine(crc, part[c], std::min(chunk, buf.size() - c * chunk));
+    }
+    benchmark::DoNotOptimize(crc);
+  }
+  state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(buf.size()));
+  state.SetLabel(ours ? ibmb::detail::crc32_backend() : "zlib");
+}
+
 /// load_store (mmap + header/table/batch-table validation) + reading batch 0's features.
 /// The first open happens after the file's pages were dropped from the page cache
 /// (fsync + POSIX_FADV_DONTNEED, no root needed): `cold_ms`; the timed iterations are warm.
@@ -379,5 +424,6 @@ BENCHMARK(bm_memcpy)
     ->UseRealTime();
 BENCHMARK(bm_materialize)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(bm_open_first_batch)->Unit(benchmark::kMillisecond);
+BENCHMARK(bm_crc32)->ArgsProduct({{0, 1}, {1, 2}})->Unit(benchmark::kMillisecond)->UseRealTime();
 
 BENCHMARK_MAIN();

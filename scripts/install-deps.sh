@@ -4,7 +4,7 @@
 # available) on Debian 12.
 set -euo pipefail
 
-pkgs=(cmake ninja-build g++ make pkg-config libeigen3-dev catch2 libmetis-dev zlib1g-dev
+pkgs=(cmake ninja-build g++ make pkg-config libeigen3-dev catch2 libmetis-dev zlib1g-dev libdeflate-dev
       libbenchmark-dev libcli11-dev libdlpack-dev clang-format)
 # clang (for the libFuzzer targets) is optional: install it when asked.
 if [[ "${IBMB_WITH_FUZZ:-0}" == 1 ]]; then pkgs+=(clang libomp-dev); fi

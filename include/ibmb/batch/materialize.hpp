@@ -20,6 +20,7 @@
 #include "ibmb/batch/plan.hpp"
 #include "ibmb/batch/store.hpp"
 #include "ibmb/batch/store_types.hpp"
+#include "ibmb/core/crc32.hpp"
 #include "ibmb/core/error.hpp"
 #include "ibmb/core/parallel.hpp"
 #include "ibmb/core/progress.hpp"
@@ -254,10 +255,8 @@ batch_store materialize_impl(const basic_dataset<I, O>& ds, const batch_plan<I>&
     report(opt.progress, "checksum", i + 1, num_sections);
   }
   std::memcpy(img + sizeof(header), tab, sizeof tab);
-  h.table_crc32 = static_cast<std::uint32_t>(
-      ::crc32(0L, reinterpret_cast<const Bytef*>(tab), static_cast<uInt>(sizeof tab)));
-  h.header_crc32 = static_cast<std::uint32_t>(
-      ::crc32(0L, reinterpret_cast<const Bytef*>(&h), offsetof(header, header_crc32)));
+  h.table_crc32 = crc32_update(0, tab, sizeof tab);
+  h.header_crc32 = crc32_update(0, &h, offsetof(header, header_crc32));
   std::memcpy(img, &h, sizeof h);
 
   return batch_store(mem.release(), static_cast<std::size_t>(file_size));

@@ -8,8 +8,6 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
@@ -23,6 +21,7 @@
 
 #include "ibmb/batch/plan.hpp"
 #include "ibmb/batch/store_types.hpp"
+#include "ibmb/core/crc32.hpp"
 #include "ibmb/core/error.hpp"
 #include "ibmb/core/file.hpp"
 #include "ibmb/graph/dataset.hpp"
@@ -35,27 +34,22 @@ namespace detail {
 
 inline constexpr std::size_t crc_chunk = std::size_t{1} << 24;  // 16 MiB
 
-/// zlib crc32 of `b`, computed in 16 MiB chunks in parallel and joined with crc32_combine:
-/// the same value as one sequential crc32 for any thread count.
+/// CRC-32 of `b` (core/crc32.hpp), computed in 16 MiB chunks in parallel and joined with
+/// crc32_combine: the same value as one sequential crc32 for any thread count.
 inline std::uint32_t crc32_parallel(std::span<const std::byte> b) {
   const std::size_t nchunks = (b.size() + crc_chunk - 1) / crc_chunk;
-  if (nchunks <= 1)
-    return static_cast<std::uint32_t>(
-        ::crc32(0L, reinterpret_cast<const Bytef*>(b.data()), static_cast<uInt>(b.size())));
-  std::vector<uLong> part(nchunks);
+  if (nchunks <= 1) return crc32_update(0, b.data(), b.size());
+  std::vector<std::uint32_t> part(nchunks);
 #pragma omp parallel for schedule(dynamic, 1)
   for (std::int64_t c = 0; c < static_cast<std::int64_t>(nchunks); ++c) {
     const std::size_t off = static_cast<std::size_t>(c) * crc_chunk;
-    const std::size_t len = std::min(crc_chunk, b.size() - off);
     part[static_cast<std::size_t>(c)] =
-        ::crc32(0L, reinterpret_cast<const Bytef*>(b.data() + off), static_cast<uInt>(len));
+        crc32_update(0, b.data() + off, std::min(crc_chunk, b.size() - off));
   }
-  uLong crc = part[0];
-  for (std::size_t c = 1; c < nchunks; ++c) {
-    const std::size_t len = std::min(crc_chunk, b.size() - c * crc_chunk);
-    crc = ::crc32_combine(crc, part[c], static_cast<z_off_t>(len));
-  }
-  return static_cast<std::uint32_t>(crc);
+  std::uint32_t crc = part[0];
+  for (std::size_t c = 1; c < nchunks; ++c)
+    crc = crc32_combine(crc, part[c], std::min(crc_chunk, b.size() - c * crc_chunk));
+  return crc;
 }
 
 /// crc32 of `v` with every element converted to `As` (little-endian), so that the value does
@@ -68,22 +62,19 @@ std::uint32_t crc32_as(std::span<const T> v) {
     constexpr std::size_t chunk = crc_chunk / sizeof(As);
     const std::size_t nchunks = (v.size() + chunk - 1) / chunk;
     if (nchunks == 0) return 0;
-    std::vector<uLong> part(nchunks);
+    std::vector<std::uint32_t> part(nchunks);
 #pragma omp parallel for schedule(dynamic, 1)
     for (std::int64_t c = 0; c < static_cast<std::int64_t>(nchunks); ++c) {
       const std::size_t off = static_cast<std::size_t>(c) * chunk;
       const std::size_t len = std::min(chunk, v.size() - off);
       std::vector<As> buf(len);
       for (std::size_t i = 0; i < len; ++i) buf[i] = static_cast<As>(v[off + i]);
-      part[static_cast<std::size_t>(c)] = ::crc32(0L, reinterpret_cast<const Bytef*>(buf.data()),
-                                                  static_cast<uInt>(len * sizeof(As)));
+      part[static_cast<std::size_t>(c)] = crc32_update(0, buf.data(), len * sizeof(As));
     }
-    uLong crc = part[0];
-    for (std::size_t c = 1; c < nchunks; ++c) {
-      const std::size_t len = std::min(chunk, v.size() - c * chunk);
-      crc = ::crc32_combine(crc, part[c], static_cast<z_off_t>(len * sizeof(As)));
-    }
-    return static_cast<std::uint32_t>(crc);
+    std::uint32_t crc = part[0];
+    for (std::size_t c = 1; c < nchunks; ++c)
+      crc = crc32_combine(crc, part[c], std::min(chunk, v.size() - c * chunk) * sizeof(As));
+    return crc;
   }
 }
 
@@ -176,8 +167,7 @@ inline void check_store_image(const std::byte* p, std::uint64_t size, const std:
     store_fail(file, "header", offsetof(header, version),
                concat("unsupported format version ", h.version, " (this library reads version ",
                       version, ")"));
-  const auto hcrc = static_cast<std::uint32_t>(
-      ::crc32(0L, reinterpret_cast<const Bytef*>(p), offsetof(header, header_crc32)));
+  const std::uint32_t hcrc = crc32_update(0, p, offsetof(header, header_crc32));
   if (hcrc != h.header_crc32)
     store_fail(file, "header", offsetof(header, header_crc32),
                concat("header checksum mismatch (stored 0x", std::hex, h.header_crc32,
@@ -191,9 +181,8 @@ inline void check_store_image(const std::byte* p, std::uint64_t size, const std:
   if (size < table_end)
     store_fail(file, "section table", size,
                concat("truncated: the file has ", size, " bytes, the table ends at ", table_end));
-  const auto tcrc =
-      static_cast<std::uint32_t>(::crc32(0L, reinterpret_cast<const Bytef*>(p + sizeof(header)),
-                                         num_sections * sizeof(section_entry)));
+  const std::uint32_t tcrc =
+      crc32_update(0, p + sizeof(header), num_sections * sizeof(section_entry));
   if (tcrc != h.table_crc32)
     store_fail(file, "section table", sizeof(header),
                concat("section table checksum mismatch (stored 0x", std::hex, h.table_crc32,

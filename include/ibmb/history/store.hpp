@@ -7,8 +7,6 @@
 // Checkpoints: `save_history` / `load_history` (see docs/history.md for the layout).
 #pragma once
 
-#include <zlib.h>
-
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -23,6 +21,7 @@
 #include <vector>
 
 #include "ibmb/batch/plan.hpp"
+#include "ibmb/core/crc32.hpp"
 #include "ibmb/core/error.hpp"
 #include "ibmb/core/file.hpp"
 #include "ibmb/history/history_types.hpp"
@@ -512,19 +511,6 @@ struct history_checkpoint_access {
   static const auto& layers(const history_store& s) { return s.layers_; }
 };
 
-namespace detail {
-inline std::uint32_t crc_update(std::uint32_t crc, const void* p, std::size_t n) {
-  const auto* b = static_cast<const Bytef*>(p);
-  while (n > 0) {
-    const auto k = static_cast<uInt>(std::min<std::size_t>(n, std::size_t{1} << 30));
-    crc = static_cast<std::uint32_t>(::crc32(crc, b, k));
-    b += k;
-    n -= k;
-  }
-  return crc;
-}
-}  // namespace detail
-
 /// Writes `s` (options, permutation, tables, write steps, rings) to `path` atomically.
 /// The never-written-read counter is not saved.
 inline void save_history(const history_store& s, const std::filesystem::path& path) {
@@ -557,10 +543,10 @@ inline void save_history(const history_store& s, const std::filesystem::path& pa
   std::uint32_t crc = 0;
   for (auto b : blocks) {
     h.payload_bytes += b.size();
-    crc = detail::crc_update(crc, b.data(), b.size());
+    crc = detail::crc32_update(crc, b.data(), b.size());
   }
   h.payload_crc32 = crc;
-  h.header_crc32 = detail::crc_update(0, &h, offsetof(header, header_crc32));
+  h.header_crc32 = detail::crc32_update(0, &h, offsetof(header, header_crc32));
   atomic_write(path, [&](file_writer& w) {
     w.write(&h, sizeof h);
     for (auto b : blocks) w.write(b.data(), b.size());
@@ -582,14 +568,14 @@ inline history_store load_history(const std::filesystem::path& path) {
   header h;
   std::memcpy(&h, buf.data(), sizeof h);
   if (std::memcmp(h.magic, history_format::magic, 8) != 0) fail("bad magic at offset 0");
-  if (detail::crc_update(0, &h, offsetof(header, header_crc32)) != h.header_crc32)
+  if (detail::crc32_update(0, &h, offsetof(header, header_crc32)) != h.header_crc32)
     fail("header checksum mismatch (offset ", offsetof(header, header_crc32), ")");
   if (h.version != history_format::version)
     fail("version ", h.version, " (this build reads ", history_format::version, ")");
   if (buf.size() - sizeof(header) != h.payload_bytes)
     fail(buf.size() - sizeof(header) < h.payload_bytes ? "truncated" : "trailing bytes",
          ": payload of ", buf.size() - sizeof(header), " bytes, header says ", h.payload_bytes);
-  if (detail::crc_update(0, buf.data() + sizeof(header), h.payload_bytes) != h.payload_crc32)
+  if (detail::crc32_update(0, buf.data() + sizeof(header), h.payload_bytes) != h.payload_crc32)
     fail("payload checksum mismatch");
   if (h.num_layers == 0 || h.ring < 0 || h.ring > history_options::max_ring ||
       h.num_nodes > (std::uint64_t{1} << 40) || h.num_ring_nodes > h.num_nodes)

@@ -31,6 +31,7 @@
 #include <utility>
 #include <vector>
 
+#include "ibmb/core/crc32.hpp"
 #include "ibmb/core/error.hpp"
 #include "ibmb/core/file.hpp"
 #include "ibmb/graph/io/detail/bytes.hpp"
@@ -63,11 +64,6 @@ inline constexpr std::uint32_t zip_central_sig = 0x02014b50;
 inline constexpr std::uint32_t zip_eocd_sig = 0x06054b50;
 inline constexpr std::uint32_t zip64_eocd_sig = 0x06064b50;
 inline constexpr std::uint32_t zip64_locator_sig = 0x07064b50;
-
-inline std::uint32_t crc32_of(const char* p, std::size_t n) {
-  return static_cast<std::uint32_t>(
-      ::crc32_z(::crc32_z(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(p), n));
-}
 
 /// Raw-deflate decompression of exactly `usize` bytes; throws naming `what`.
 inline std::vector<char> inflate_raw(std::span<const char> in, std::uint64_t usize,
@@ -220,7 +216,7 @@ class npz_archive {
     } else {
       out = detail::inflate_raw(comp, e.usize, what);
     }
-    const std::uint32_t crc = detail::crc32_of(out.data(), out.size());
+    const std::uint32_t crc = detail::crc32_update(0, out.data(), out.size());
     if (crc != e.crc)
       throw format_error(detail::concat(what, ": CRC-32 mismatch (directory says 0x", std::hex,
                                         e.crc, ", data has 0x", crc, ")"));
@@ -384,7 +380,7 @@ inline void write_npz_impl(const std::filesystem::path& path,
     const std::string& n = names[i];
     const std::uint64_t sz = data.size();
     const bool z64 = force_zip64 || sz >= lim32 || offset >= lim32;
-    const std::uint32_t crc = crc32_of(data.data(), data.size());
+    const std::uint32_t crc = crc32_update(0, data.data(), data.size());
     const bool utf8 = std::any_of(n.begin(), n.end(), [](char c) { return c & 0x80; });
     const std::uint16_t flags = utf8 ? (1u << 11) : 0;
     const std::uint16_t version = z64 ? 45 : 20;
