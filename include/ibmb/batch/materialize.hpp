@@ -196,22 +196,36 @@ batch_store materialize_impl(const basic_dataset<I, O>& ds, const batch_plan<I>&
   const auto* lab = ds.labels.data();
   const std::int64_t* id = ids.data();
   const auto ahead = static_cast<std::int64_t>(gather_ahead);
-#pragma omp parallel for schedule(static)
-  for (std::int64_t i = 0; i < NT; ++i) {
-    const auto v = static_cast<std::size_t>(id[i]);
-    if (has_labels) s_lab[i] = lab[v];
-    if (dt == feature_dtype::none) continue;
-    if (i + ahead < NT) prefetch_row(feat + static_cast<std::size_t>(id[i + ahead]) * uF, uF * 4);
-    const float* src = feat + v * uF;
-    std::byte* dst = s_feat + static_cast<std::size_t>(i) * row_bytes;
-    if (dt == feature_dtype::float32) {
-      std::memcpy(dst, src, row_bytes);
-    } else {
-      auto* d16 = reinterpret_cast<std::uint16_t*>(dst);
-      if (dt == feature_dtype::float16)
-        for (std::size_t f = 0; f < uF; ++f) d16[f] = float_to_half(src[f]);
-      else
-        for (std::size_t f = 0; f < uF; ++f) d16[f] = float_to_bfloat16(src[f]);
+  // Contiguous blocks of rows per thread; each maps in the pages of its block first.
+#pragma omp parallel
+  {
+    const auto T = static_cast<std::int64_t>(team_size());
+    const auto t = static_cast<std::int64_t>(thread_id());
+    const std::int64_t i0 = NT * t / T, i1 = NT * (t + 1) / T;
+    const auto rows = static_cast<std::size_t>(i1 - i0);
+    if (has_labels)
+      mem.prefault(static_cast<std::size_t>(reinterpret_cast<std::byte*>(s_lab + i0) - img),
+                   rows * sizeof(std::int64_t));
+    if (dt != feature_dtype::none)
+      mem.prefault(
+          static_cast<std::size_t>(s_feat - img) + static_cast<std::size_t>(i0) * row_bytes,
+          rows * row_bytes);
+    for (std::int64_t i = i0; i < i1; ++i) {
+      const auto v = static_cast<std::size_t>(id[i]);
+      if (has_labels) s_lab[i] = lab[v];
+      if (dt == feature_dtype::none) continue;
+      if (i + ahead < NT) prefetch_row(feat + static_cast<std::size_t>(id[i + ahead]) * uF, uF * 4);
+      const float* src = feat + v * uF;
+      std::byte* dst = s_feat + static_cast<std::size_t>(i) * row_bytes;
+      if (dt == feature_dtype::float32) {
+        std::memcpy(dst, src, row_bytes);
+      } else {
+        auto* d16 = reinterpret_cast<std::uint16_t*>(dst);
+        if (dt == feature_dtype::float16)
+          for (std::size_t f = 0; f < uF; ++f) d16[f] = float_to_half(src[f]);
+        else
+          for (std::size_t f = 0; f < uF; ++f) d16[f] = float_to_bfloat16(src[f]);
+      }
     }
   }
   mem.shrink(static_cast<std::size_t>(file_size));

@@ -352,6 +352,21 @@ class mapped_image {
   }
 
   [[nodiscard]] std::byte* data() const { return p_; }
+  /// Maps in, zero-filled and writable, the pages under [offset, offset + bytes) before they
+  /// are written: one system call instead of one page fault per page (MADV_POPULATE_WRITE,
+  /// Linux 5.14 and later). Where that is not available, or fails, the pages fault in on
+  /// first write as without it. Several threads may call it on disjoint ranges at once.
+  void prefault(std::size_t offset, std::size_t bytes) const noexcept {
+#ifdef MADV_POPULATE_WRITE
+    if (bytes == 0 || offset >= len_) return;
+    const std::size_t lo = offset / page_size() * page_size();
+    const std::size_t hi = std::min(len_, page_round(offset + bytes));
+    (void)::madvise(p_ + lo, hi - lo, MADV_POPULATE_WRITE);
+#else
+    (void)offset;
+    (void)bytes;
+#endif
+  }
   /// Keeps the first `bytes` (rounded up to a page); unmaps the rest.
   void shrink(std::size_t bytes) {
     const std::size_t keep = page_round(bytes);
@@ -368,8 +383,9 @@ class mapped_image {
   }
 
  private:
+  static std::size_t page_size() { return static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)); }
   static std::size_t page_round(std::size_t bytes) {
-    const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+    const std::size_t page = page_size();
     return (std::max<std::size_t>(bytes, 1) + page - 1) / page * page;
   }
   std::byte* p_ = nullptr;
