@@ -196,20 +196,18 @@ batch_store materialize_impl(const basic_dataset<I, O>& ds, const batch_plan<I>&
   const auto* lab = ds.labels.data();
   const std::int64_t* id = ids.data();
   const auto ahead = static_cast<std::int64_t>(gather_ahead);
-  // Contiguous blocks of rows per thread; each maps in the pages of its block first.
-#pragma omp parallel
-  {
-    const auto T = static_cast<std::int64_t>(team_size());
-    const auto t = static_cast<std::int64_t>(thread_id());
-    const std::int64_t i0 = NT * t / T, i1 = NT * (t + 1) / T;
+  // One contiguous block of rows per thread; each block's pages are mapped in before it is
+  // written.
+  const int parts = max_threads();
+  const auto block = detail::even_chunks<std::int64_t>(NT, parts);
+#pragma omp parallel for schedule(static, 1)
+  for (int c = 0; c < parts; ++c) {
+    const std::int64_t i0 = block[static_cast<std::size_t>(c)];
+    const std::int64_t i1 = block[static_cast<std::size_t>(c) + 1];
     const auto rows = static_cast<std::size_t>(i1 - i0);
-    if (has_labels)
-      mem.prefault(static_cast<std::size_t>(reinterpret_cast<std::byte*>(s_lab + i0) - img),
-                   rows * sizeof(std::int64_t));
+    if (has_labels) mem.prefault(s_lab + i0, rows * sizeof(std::int64_t));
     if (dt != feature_dtype::none)
-      mem.prefault(
-          static_cast<std::size_t>(s_feat - img) + static_cast<std::size_t>(i0) * row_bytes,
-          rows * row_bytes);
+      mem.prefault(s_feat + static_cast<std::size_t>(i0) * row_bytes, rows * row_bytes);
     for (std::int64_t i = i0; i < i1; ++i) {
       const auto v = static_cast<std::size_t>(id[i]);
       if (has_labels) s_lab[i] = lab[v];

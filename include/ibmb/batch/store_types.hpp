@@ -352,18 +352,19 @@ class mapped_image {
   }
 
   [[nodiscard]] std::byte* data() const { return p_; }
-  /// Maps in, zero-filled and writable, the pages under [offset, offset + bytes) before they
-  /// are written: one system call instead of one page fault per page (MADV_POPULATE_WRITE,
-  /// Linux 5.14 and later). Where that is not available, or fails, the pages fault in on
-  /// first write as without it. Several threads may call it on disjoint ranges at once.
-  void prefault(std::size_t offset, std::size_t bytes) const noexcept {
+  /// Maps in, zero-filled and writable, the pages under [at, at + bytes) (inside the image)
+  /// before they are written: one system call instead of one page fault per page
+  /// (MADV_POPULATE_WRITE, Linux 5.14 and later). Where that is not available, or fails, the
+  /// pages fault in on first write as without it. Threads may call it on disjoint ranges.
+  void prefault(const void* at, std::size_t bytes) const noexcept {
 #ifdef MADV_POPULATE_WRITE
+    const auto offset = static_cast<std::size_t>(static_cast<const std::byte*>(at) - p_);
     if (bytes == 0 || offset >= len_) return;
     const std::size_t lo = offset / page_size() * page_size();
     const std::size_t hi = std::min(len_, page_round(offset + bytes));
     (void)::madvise(p_ + lo, hi - lo, MADV_POPULATE_WRITE);
 #else
-    (void)offset;
+    (void)at;
     (void)bytes;
 #endif
   }

@@ -30,15 +30,6 @@ inline int thread_id() {
 #endif
 }
 
-/// Threads in the current parallel region (1 outside one, or without OpenMP).
-inline int team_size() {
-#if defined(_OPENMP)
-  return omp_get_num_threads();
-#else
-  return 1;
-#endif
-}
-
 /// RAII guard that sets the OpenMP thread count for a scope (t <= 0 keeps it).
 class scoped_threads {
  public:
