@@ -122,7 +122,7 @@ TEST_CASE("batchwise_plan: disconnected graph and isolated nodes", "[batchwise]"
     REQUIRE(plan.batch_nodes(b).size() <= plan.batch_outputs(b).size() + 75);
 }
 
-TEST_CASE("batchwise_plan: identical for 1 and 2 threads; bad input",
+TEST_CASE("batchwise_plan: identical for 1 and 2 threads, bad input",
           "[batchwise][determinism][bad-input]") {
   const auto g = random_graph(2000, 8000, 4);
   std::vector<std::int64_t> outputs;

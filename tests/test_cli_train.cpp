@@ -1,11 +1,13 @@
 // ibmb train / infer / demo: bad input gives one line and exit code 2; a tiny run works and
 // its report and model file are usable.
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <array>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <string>
 
@@ -13,6 +15,7 @@
 
 #include "cli_runner.hpp"
 #include "fixtures.hpp"
+#include "ibmb/graph/io/npy.hpp"
 
 #ifdef IBMB_CLI_PATH
 namespace {
@@ -114,6 +117,33 @@ TEST_CASE("cli: train writes a report and a model that infer reads", "[cli]") {
     CHECK(field(b, "pieces") != "\"pieces\": 1");
     CHECK(field(a, "batches") == field(b, "batches"));
   }
+  // A store of another normalization than the model's (row, the default) is refused by infer;
+  // one of the same is accepted.
+  for (const char* norm : {"symmetric", "row"}) {
+    const auto store = dir / (std::string(norm) + ".ibmb");
+    r = run_cli(std::string("build --data ") + tiny + " --split test --batch-size 8 --norm " +
+                norm + " --out " + store.string());
+    REQUIRE(r.code == 0);
+    r = run_cli(std::string("infer --data ") + tiny + " --model " + model + " --batches " +
+                store.string() + " --report " + (dir / "b.json").string());
+    INFO(norm << ": " << r.out);
+    if (std::string(norm) == "row") {
+      CHECK(r.code == 0);
+    } else {
+      CHECK(r.code == 2);
+      CHECK_THAT(r.out, Catch::Contains("normalized batches") && Catch::Contains("--norm row"));
+      // train: an explicit --norm that contradicts the store is an error too.
+      r = run_cli(std::string("train --data ") + tiny + " --epochs 1 --batches " + store.string() +
+                  " --norm row --report " + (dir / "t.json").string());
+      CHECK(r.code == 2);
+      CHECK_THAT(r.out, Catch::Contains("omit --norm"));
+    }
+  }
+  // Audits are written to the staleness report: without one, --audit-every is an error.
+  r = run_cli(std::string("train --data ") + tiny + " --epochs 1 --history cache --audit-every 2" +
+              " --report " + (dir / "t.json").string());
+  CHECK(r.code == 2);
+  CHECK_THAT(r.out, Catch::Contains("--staleness-report"));
   // A model for another feature count does not fit this dataset.
   r = run_cli(
       "infer --data synthetic:nodes=600,avg_degree=6,classes=3,features=5,seed=2 "
@@ -125,7 +155,7 @@ TEST_CASE("cli: train writes a report and a model that infer reads", "[cli]") {
 #endif
 
 #ifdef IBMB_CLI_PATH
-TEST_CASE("cli: outputs never overwrite inputs; stores and flags are checked before any work",
+TEST_CASE("cli: outputs never overwrite inputs, stores and flags are checked before any work",
           "[cli][bad-input]") {
   namespace fs = std::filesystem;
   const auto dir = ibmb::test::scratch_dir("cli_guard");
@@ -159,6 +189,18 @@ TEST_CASE("cli: outputs never overwrite inputs; stores and flags are checked bef
         "would overwrite the input");
   fails("build" + d + " --force --out " + indptr.string(), "would overwrite the input");
   CHECK(slurp(indptr) == before);
+  // The --split file of build is an input too.
+  const auto split = dir / "split.npy";
+  fs::copy_file(data / "train_idx.npy", split);
+  const auto split_before = slurp(split);
+  fails("build" + d + " --split " + split.string() + " --force --out " + split.string(),
+        "would overwrite the input");
+  CHECK(slurp(split) == split_before);
+  // generate: no directory tree made up from a typo, and a file is not a directory.
+  fails("generate --nodes 100 --out " + (dir / "no" / "g").string(), "does not exist");
+  CHECK(!fs::exists(dir / "no"));
+  fails("generate --nodes 100 --force --out " + split.string(), "is a file");
+  CHECK(slurp(split) == split_before);
   // Unwritable outputs fail before the work, not after it.
   fails("train" + d + " --epochs 1 --report " + (dir / "no" / "r.json").string(), "does not exist");
   fails("ppr" + d + " --out " + dir.string(), "is a directory");
@@ -178,6 +220,51 @@ TEST_CASE("cli: outputs never overwrite inputs; stores and flags are checked bef
     std::ofstream(dir / "bad.ibmb", std::ios::binary) << bytes;
   }
   fails("train" + d + rep + " --epochs 1 --batches " + (dir / "bad.ibmb").string(), "checksum");
+  // Outputs that exist but are not regular files (a FIFO here; a device the same) are refused
+  // before any work and stay what they were; a FIFO as an input is an error, not a hang.
+  const auto fifo = dir / "fifo";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  fails("ppr" + d + " --out " + fifo.string(), "not a regular file");
+  fails("train" + d + " --epochs 1 --report " + fifo.string(), "not a regular file");
+  fails("info " + fifo.string(), "not a regular file");
+  fails("stats --data edgelist:" + fifo.string(), "not a regular file");
+  CHECK(fs::is_fifo(fifo));
+  fails("ppr" + d + " --out ''", "empty path");
+  // Two outputs of one run on one file.
+  fails("train" + d + rep + " --epochs 1 --save-model " + (dir / "r.json").string(),
+        "the same file as --report");
+  // --outputs / --split files: 1-D integer arrays only (a float array or a 2-D one is not ids).
+  {
+    const std::vector<float> f{1.f, 2.f};
+    ibmb::write_npy<float>(dir / "f.npy", f, {2});
+    const std::vector<std::int64_t> two{1, 2, 3, 4};
+    ibmb::write_npy<std::int64_t>(dir / "two.npy", two, {2, 2});
+  }
+  fails("ppr" + d + " --outputs " + (dir / "f.npy").string() + " --out " + (dir / "p.npz").string(),
+        "expected an integer dtype");
+  fails("build" + d + " --split " + (dir / "two.npy").string() + " --out " +
+            (dir / "x.ibmb").string(),
+        "expected a 1-D array");
+  // A dataset with some splits but not all: an error, not a random split over them.
+  const auto partial = dir / "partial";
+  fs::copy(data, partial);
+  fs::remove(partial / "val_idx.npy");
+  fails("train --data " + partial.string() + rep + " --epochs 1", "give all three splits");
+  // NaN edge weights are refused when the dataset is loaded.
+  {
+    const auto nnz = ibmb::read_npy(partial / "indices.npy").size();
+    std::vector<float> w(nnz, 1.f);
+    w[nnz / 2] = std::numeric_limits<float>::quiet_NaN();
+    ibmb::write_npy<float>(partial / "data.npy", w, {static_cast<std::int64_t>(nnz)});
+  }
+  fails("stats --data " + partial.string(), "edge weight of entry");
+  // A training store must hold training outputs.
+  const auto test_store = dir / "test.ibmb";
+  REQUIRE(
+      run_cli("build" + d + " --split test --batch-size 40 --out " + test_store.string()).code ==
+      0);
+  fails("train" + d + rep + " --epochs 1 --batches " + test_store.string(),
+        "is not a training node");
   // A huge --aux-ratio takes every node instead of overflowing.
   r = run_cli("build" + d + " --method batchwise --parts 4 --aux-ratio 1e300 --out " +
               (dir / "all.ibmb").string() + " --json");

@@ -98,7 +98,7 @@ TEST_CASE("coverage: all-nodes plan gives 1, singleton batches give PPR(s,s)/row
       invalid_argument);
 }
 
-TEST_CASE("coverage: random plans match a brute-force sum; percentiles; threads", "[coverage]") {
+TEST_CASE("coverage: random plans match a brute-force sum, percentiles, threads", "[coverage]") {
   std::mt19937_64 rng(4);
   std::vector<std::pair<std::int64_t, std::int64_t>> e;
   const std::int64_t n = 40;

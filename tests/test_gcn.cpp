@@ -217,7 +217,7 @@ TEST_CASE("gcn: early stopping waits for min_epochs and patience", "[gcn]") {
   CHECK(s.best_epoch() == 7);
 }
 
-TEST_CASE("gcn: training is identical for 1 and 2 threads; checkpoints round-trip", "[gcn]") {
+TEST_CASE("gcn: training is identical for 1 and 2 threads, checkpoints round-trip", "[gcn]") {
   const auto g = random_graph(300, 9);
   gcn::model_config c;
   c.in = 6;
@@ -266,7 +266,7 @@ TEST_CASE("gcn: training is identical for 1 and 2 threads; checkpoints round-tri
   CHECK_THROWS_WITH(gcn::load_model(dir / "huge.npz"), Catch::Contains("the file holds"));
 }
 
-TEST_CASE("gcn: short training on Cora; IBMB inference agrees with full-graph", "[gcn][data]") {
+TEST_CASE("gcn: short training on Cora, IBMB inference agrees with full-graph", "[gcn][data]") {
   const auto path = ibmb::test::shared_dataset("cora-planetoid");
   if (!path) return;
   auto ds = ibmb::load_dataset(path->string());

@@ -1,4 +1,5 @@
 // NumPy .npy / .npz readers and writers, NumPy-directory and .npz dataset loaders.
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -406,7 +407,7 @@ TEST_CASE("npy parser rejects every class of bad input with a format_error", "[i
 
 // ---- .npz ------------------------------------------------------------------------------
 
-TEST_CASE("npz writer and reader round trip; writer output is deterministic", "[io]") {
+TEST_CASE("npz writer and reader round trip, writer output is deterministic", "[io]") {
   const auto dir = test::scratch_dir("npz_roundtrip");
   const std::vector<std::int64_t> a = {1, 2, 3, 1LL << 40};
   const std::vector<float> b = {0.5f, -1.0f};
@@ -936,4 +937,41 @@ TEMPLATE_TEST_CASE("real data: tolokers .npz (deflate, heterophilous layout)", "
     REQUIRE(std::all_of(seen.begin(), seen.end(), [](int k) { return k == 1; }));
   }
   REQUIRE_THROWS_AS((load_npz_dataset<I, I>(*dir / "tolokers.npz", 10)), invalid_argument);
+}
+
+TEST_CASE("atomic_write: symlinks are followed, special files refused, permissions kept",
+          "[io][bad-input]") {
+  namespace fs = std::filesystem;
+  const auto dir = ibmb::test::scratch_dir("atomic_write");
+  auto put = [](const fs::path& p, std::string_view text) {
+    ibmb::atomic_write(p, [&](ibmb::file_writer& w) { w.write(text); });
+  };
+  auto text_of = [](const fs::path& p) {
+    const auto b = ibmb::read_file(p);
+    return std::string(b.begin(), b.end());
+  };
+  // A replaced file keeps its permission bits.
+  const auto f = dir / "f.txt";
+  put(f, "one");
+  fs::permissions(f, fs::perms::owner_read | fs::perms::owner_write);
+  put(f, "two");
+  CHECK(text_of(f) == "two");
+  CHECK(fs::status(f).permissions() == (fs::perms::owner_read | fs::perms::owner_write));
+  // Through a symbolic link: the target is replaced, the link stays a link.
+  const auto link = dir / "link.txt";
+  fs::create_symlink(f, link);
+  put(link, "three");
+  CHECK(fs::is_symlink(fs::symlink_status(link)));
+  CHECK(text_of(f) == "three");
+  // A FIFO is neither replaced nor opened for reading (which would block).
+  const auto fifo = dir / "fifo";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  CHECK_THROWS_AS(put(fifo, "x"), ibmb::io_error);
+  CHECK_THROWS_WITH(ibmb::read_file(fifo), Catch::Contains("not a regular file"));
+  CHECK(fs::is_fifo(fifo));
+  CHECK_THROWS_AS(put(dir, "x"), ibmb::io_error);
+  // Nothing is left behind.
+  std::size_t entries = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir)) ++entries;
+  CHECK(entries == 3);
 }

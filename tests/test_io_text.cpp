@@ -109,7 +109,7 @@ TEST_CASE("text_reader: line ends, blanks, comments, separators, header", "[io]"
   CHECK_FALSE(in.next());
 }
 
-TEST_CASE("text_reader: numeric first line is not a header; empty fields are errors", "[io]") {
+TEST_CASE("text_reader: numeric first line is not a header, empty fields are errors", "[io]") {
   {
     text_reader in(std::string_view("1 2\n"), "a.txt");
     REQUIRE(in.next());
@@ -287,7 +287,7 @@ TEMPLATE_TEST_CASE("parse_edge_list: bad input names file:line and the value", "
   CHECK_THROWS_AS(parse_edge_list<I>("0 1\n3\n", "bad.txt"), ibmb::error);
 }
 
-TEMPLATE_TEST_CASE("load_edge_list: gzip and plain files agree; broken gzip names the file", "[io]",
+TEMPLATE_TEST_CASE("load_edge_list: gzip and plain files agree, broken gzip names the file", "[io]",
                    std::int32_t, std::int64_t) {
   using I = TestType;
   const auto dir = test::scratch_dir("io_edges_gz");
@@ -600,7 +600,7 @@ TEMPLATE_TEST_CASE("load_musae_dir: facebook page-page", "[io]", std::int32_t, s
 // ---------------------------------------------------------------------------------------
 // Byte order marks, header detection, huge ids and labels
 
-TEST_CASE("text_reader: a UTF-8 BOM is dropped; only word lines are headers", "[io]") {
+TEST_CASE("text_reader: a UTF-8 BOM is dropped, only word lines are headers", "[io]") {
   const std::string bom = "\xEF\xBB\xBF";
   {
     const std::string text = bom + "0 1\n1 2\n";  // the reader keeps a view of it

@@ -252,7 +252,7 @@ TEST_CASE(
   }
 }
 
-TEST_CASE("nodewise_plan rejects repeated output ids and bad caps; empty input is fine",
+TEST_CASE("nodewise_plan rejects repeated output ids and bad caps, empty input is fine",
           "[nodewise]") {
   auto g = random_graph(100, 300, 2);
   nodewise_params p;

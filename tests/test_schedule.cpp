@@ -79,7 +79,7 @@ TEST_CASE("label_distance_matrix is the symmetric KL of +1-smoothed histograms",
   REQUIRE_THROWS_WITH(label_distance_matrix(plan, huge), Catch::Contains("below 2^31"));
 }
 
-TEST_CASE("exact tour equals the brute-force optimum; the heuristic is within 90% of it",
+TEST_CASE("exact tour equals the brute-force optimum, the heuristic is within 90% of it",
           "[schedule]") {
   int optimal_hits = 0, cases = 0;
   for (std::size_t B = 3; B <= 7; ++B)

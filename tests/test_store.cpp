@@ -345,7 +345,7 @@ TEST_CASE("materialize is byte-identical for 1 and 2 threads", "[store]") {
   REQUIRE(dataset_fingerprint(d32) != dataset_fingerprint(f.ds));
 }
 
-TEST_CASE("store file: save -> load -> save is byte-identical; parameters survive", "[store]") {
+TEST_CASE("store file: save -> load -> save is byte-identical, parameters survive", "[store]") {
   const auto dir = test::scratch_dir("store_roundtrip");
   auto f = make_fixture(60, 6, 9, true);
   materialize_options o;

@@ -149,17 +149,26 @@ inline std::filesystem::path dataset_path(const std::string& spec) {
 }
 
 /// Checks an output path before any work is done, so that a typo fails at once and nothing
-/// the user gave is overwritten: the path must not be a directory, its directory must exist,
-/// and it must be none of `inputs` (files, or directories whose existing files it would
-/// replace; empty paths are skipped). `flag` names the option in the message.
+/// the user gave is overwritten: the path must not be a directory, device, FIFO or socket,
+/// its directory must exist, and it must be none of `inputs` (files, or directories whose
+/// existing files it would replace; empty paths are skipped). An empty `out` is an error
+/// unless `optional` (the option was not given). `flag` names the option in the message.
 inline void check_output_path(std::string_view flag, const std::string& out,
-                              std::initializer_list<std::filesystem::path> inputs) {
+                              std::initializer_list<std::filesystem::path> inputs,
+                              bool optional = false) {
   namespace fs = std::filesystem;
-  if (out.empty()) return;
+  if (out.empty()) {
+    if (optional) return;
+    throw ibmb::io_error(detail::concat(flag, ": empty path"));
+  }
   const fs::path p(out);
   std::error_code ec;
   if (fs::is_directory(p, ec))
     throw ibmb::io_error(detail::concat(flag, " ", out, ": is a directory (expected a file)"));
+  if (fs::exists(p, ec) && !fs::is_regular_file(p, ec))
+    throw ibmb::io_error(detail::concat(flag, " ", out,
+                                        ": exists and is not a regular file (a device, pipe or "
+                                        "socket; refusing to replace it)"));
   const fs::path parent = p.parent_path().empty() ? fs::path(".") : p.parent_path();
   if (!fs::is_directory(parent, ec))
     throw ibmb::io_error(

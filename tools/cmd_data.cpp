@@ -90,7 +90,15 @@ int run_stats(const stats_options& o) {
 int run_generate(const generate_options& o) {
   namespace fs = std::filesystem;
   const fs::path out(o.out);
-  if (fs::exists(out) && !(fs::is_directory(out) && fs::is_empty(out)) && !o.force)
+  std::error_code ec;
+  // As every other command's output: a typo fails at once instead of creating a directory tree.
+  const fs::path parent = out.parent_path().empty() ? fs::path(".") : out.parent_path();
+  if (!fs::is_directory(parent, ec))
+    throw ibmb::io_error("--out " + out.string() + ": the directory " + parent.string() +
+                         " does not exist");
+  if (fs::exists(out, ec) && !fs::is_directory(out, ec))
+    throw ibmb::io_error("--out " + out.string() + ": is a file (expected a directory)");
+  if (fs::exists(out, ec) && !fs::is_empty(out, ec) && !o.force)
     throw ibmb::io_error(out.string() + ": exists and is not empty (pass --force to overwrite)");
   stopwatch t;
   auto ds = ibmb::generate_dataset(o.params, terminal_progress());

@@ -52,7 +52,7 @@ ibmb::batch_store build(const ibmb::dataset& ds, std::span<const std::int64_t> o
 }
 
 int run_demo(const demo_options& o) {
-  check_output_path("--report", o.report, {dataset_path(o.data)});
+  check_output_path("--report", o.report, {dataset_path(o.data)}, /*optional=*/true);
   stopwatch total;
   // Load before printing anything, so a bad SPEC gives exactly one error line.
   stopwatch tl;

@@ -38,7 +38,9 @@ int run_build(build_options o) {
   const fs::path out(o.out);
   if (fs::exists(out) && !o.force)
     throw ibmb::io_error(out.string() + ": exists (pass --force to overwrite)");
-  check_output_path("--out", o.out, {dataset_path(o.data)});
+  check_output_path(
+      "--out", o.out,
+      {dataset_path(o.data), is_split_name(o.split) ? fs::path() : fs::path(o.split)});
   if (!is_known_method(o.plan.method))
     throw ibmb::invalid_argument("--method '" + o.plan.method +
                                  "': expected nodewise, batchwise, cluster, random or khop");

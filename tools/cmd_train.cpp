@@ -69,6 +69,7 @@ struct train_options : common_options {
   std::int32_t partitions = 0;  ///< 0: = workers
   std::int64_t halo_budget = -1;
   std::int64_t audit_every = 5;
+  bool norm_given = false;  // --norm was on the command line
   std::int64_t refresh_every = 1;
   std::string staleness_report;
 };
@@ -109,7 +110,14 @@ std::string load(const common_options& o, ibmb::dataset& ds) {
   preprocess(ds);
   IBMB_EXPECTS(ds.num_features > 0, "dataset '", o.data, "' has no node features");
   IBMB_EXPECTS(ds.num_classes() > 0, "dataset '", o.data, "' has no labels");
-  if (!ds.train_idx.empty() && !ds.val_idx.empty() && !ds.test_idx.empty()) return "file";
+  const bool tr = !ds.train_idx.empty(), va = !ds.val_idx.empty(), te = !ds.test_idx.empty();
+  if (tr && va && te) return "file";
+  // Some splits but not all: drawing a random split would silently discard the given ones.
+  if (tr || va || te)
+    throw ibmb::invalid_argument(detail::concat(
+        "dataset '", o.data, "' has ", ds.train_idx.size(), " train, ", ds.val_idx.size(),
+        " val and ", ds.test_idx.size(),
+        " test nodes: give all three splits, or none (then a random 10/10/80 split is drawn)"));
   gcn::random_split(ds, 0.1, 0.1, static_cast<std::uint64_t>(o.split_seed));
   return detail::concat("random 10/10/80 of labelled nodes, split seed ", o.split_seed);
 }
@@ -173,6 +181,45 @@ ibmb::batch_store open_store(const std::string& file, const ibmb::dataset& ds) {
   return s;
 }
 
+/// Marks `nodes` in an N-sized mask.
+std::vector<char> node_mask(const ibmb::dataset& ds, std::span<const std::int64_t> nodes) {
+  std::vector<char> in(static_cast<std::size_t>(ds.num_nodes()), 0);
+  for (const auto v : nodes) in[static_cast<std::size_t>(v)] = 1;
+  return in;
+}
+
+/// A training store may only hold training nodes as outputs (any other output would train on
+/// its label), and at least one of them must be labelled.
+void check_train_store(const ibmb::batch_store& s, const std::string& file,
+                       const ibmb::dataset& ds) {
+  const auto train = node_mask(ds, ds.train_idx);
+  std::int64_t labelled = 0;
+  for (std::size_t b = 0; b < s.num_batches(); ++b)
+    for (const auto v : s.batch(b).output_ids()) {
+      if (!train[static_cast<std::size_t>(v)])
+        throw ibmb::invalid_argument(
+            detail::concat("--batches ", file, ": output node ", v, " (batch ", b,
+                           ") is not a training node; build the store with --split train"));
+      labelled += ds.labels[static_cast<std::size_t>(v)] >= 0;
+    }
+  if (labelled == 0)
+    throw ibmb::invalid_argument(detail::concat("--batches ", file,
+                                                ": no labelled output node to train on (",
+                                                s.num_batches(), " batches)"));
+}
+
+/// An inference store must hold at least one node of the scored split as an output.
+void check_infer_store(const ibmb::batch_store& s, const std::string& file, const ibmb::dataset& ds,
+                       std::span<const std::int64_t> nodes, const std::string& split) {
+  const auto in = node_mask(ds, nodes);
+  for (std::size_t b = 0; b < s.num_batches(); ++b)
+    for (const auto v : s.batch(b).output_ids())
+      if (in[static_cast<std::size_t>(v)]) return;
+  throw ibmb::invalid_argument(detail::concat("--batches ", file, ": none of the ", nodes.size(),
+                                              " ", split, " nodes is an output of the store (",
+                                              "build it with --split ", split, ")"));
+}
+
 std::string store_json(const ibmb::batch_store& s) {
   json_object o;
   o.add("batches", static_cast<std::int64_t>(s.num_batches()))
@@ -215,15 +262,32 @@ int run_train(const train_options& o, gcn::worker_exchange* ex) {
     throw ibmb::invalid_argument("--staleness-report needs --layers >= 2 (no cached layer)");
   // Before any epoch: a report path that cannot be written fails now, not after training.
   const auto data_path = dataset_path(o.data);
-  for (const auto& [flag, path] : {std::pair<const char*, const std::string&>{"--report", o.report},
-                                   {"--save-model", o.save_model},
-                                   {"--staleness-report", o.staleness_report}})
-    check_output_path(flag, path, {data_path, std::filesystem::path(o.batches)});
+  const std::pair<const char*, const std::string&> outputs[] = {
+      {"--report", o.report},
+      {"--save-model", o.save_model},
+      {"--staleness-report", o.staleness_report}};
+  for (const auto& [flag, path] : outputs) {
+    check_output_path(flag, path, {data_path, std::filesystem::path(o.batches)},
+                      /*optional=*/std::string_view(flag) != "--report");
+    // Two outputs of one run on the same file: the later write would replace the earlier.
+    for (const auto& [flag2, path2] : outputs) {
+      if (flag2 == flag) break;
+      if (!path.empty() && !path2.empty() &&
+          std::filesystem::weakly_canonical(path) == std::filesystem::weakly_canonical(path2))
+        throw ibmb::invalid_argument(
+            detail::concat(flag, " ", path, ": the same file as ", flag2, " ", path2));
+    }
+  }
   stopwatch total;
   ibmb::dataset ds;
   stopwatch tl;
   const std::string split = load(o, ds);
   const double load_seconds = tl.seconds();
+  if (std::none_of(ds.train_idx.begin(), ds.train_idx.end(),
+                   [&](std::int64_t v) { return ds.labels[static_cast<std::size_t>(v)] >= 0; }))
+    throw ibmb::invalid_argument(detail::concat("dataset '", o.data, "': none of the ",
+                                                ds.train_idx.size(),
+                                                " train nodes is labelled (label -1 everywhere)"));
   auto norm = ibmb::parse_normalization(o.norm);
 
   // Preprocessing: the batches for the train and val splits (and their order), or the
@@ -235,7 +299,13 @@ int run_train(const train_options& o, gcn::worker_exchange* ex) {
     if (!o.batches.empty()) {
       stopwatch t;
       train_store = open_store(o.batches, ds);
+      if (o.norm_given && train_store.norm() != norm)
+        throw ibmb::invalid_argument(detail::concat(
+            "--norm ", o.norm, ": the store ", o.batches, " holds ",
+            ibmb::to_string(train_store.norm()),
+            "-normalized batches (omit --norm to train with the store's normalization)"));
       norm = train_store.norm();
+      check_train_store(train_store, o.batches, ds);
       pre_train = t.seconds();
     } else {
       train_store = build_store(ds, ds.train_idx, o, norm, pre_train);
@@ -535,6 +605,12 @@ int run_infer(const infer_options& o) {
     if (!o.batches.empty()) {
       stopwatch t;
       const auto s = open_store(o.batches, ds);
+      check_infer_store(s, o.batches, ds, nodes, o.split);
+      if (s.norm() != norm)
+        throw ibmb::invalid_argument(detail::concat(
+            "--batches ", o.batches, ": the store holds ", ibmb::to_string(s.norm()),
+            "-normalized batches, the model was trained with --norm ", ibmb::to_string(norm),
+            " (build the store with --norm ", ibmb::to_string(norm), ")"));
       pre = t.seconds();
       e = gcn::evaluate_store(loaded.net, s, ds, nodes);
       store_info = store_json(s);
@@ -604,10 +680,12 @@ void add_train_commands(CLI::App& app, command_list& cmds) {
     c->add_option("--min-epochs", o->min_epochs,
                   "No early stop before this many epochs (reference: 300)")
         ->check(CLI::NonNegativeNumber);
-    c->add_option("--norm", o->norm,
-                  "Adjacency normalization of the batches AND the full graph (row = D^-1 (A+I); "
-                  "saved with the model, used by infer)")
-        ->check(CLI::IsMember({"row", "symmetric", "none"}));
+    auto* norm =
+        c->add_option(
+             "--norm", o->norm,
+             "Adjacency normalization of the batches AND the full graph (row = D^-1 (A+I); "
+             "saved with the model, used by infer; default with --batches: the store's)")
+            ->check(CLI::IsMember({"row", "symmetric", "none"}));
     c->add_option("--history", o->history,
                   "Historical embeddings for the halo: none (dropped, pure IBMB), cache "
                   "(GNNAutoScale), retransform, momentum, sat (SAT predictor)")
@@ -621,8 +699,9 @@ void add_train_commands(CLI::App& app, command_list& cmds) {
     c->add_option("--halo-budget", o->halo_budget,
                   "Halo nodes per batch by edge weight (-1 = all neighbours)")
         ->check(CLI::Range(std::int64_t{-1}, std::numeric_limits<std::int64_t>::max()));
-    c->add_option("--audit-every", o->audit_every, "Exact staleness audit every k epochs")
-        ->check(CLI::Range(std::int64_t{1}, std::int64_t{1000000}));
+    auto* audit = c->add_option("--audit-every", o->audit_every,
+                                "Exact staleness audit every k epochs (needs --staleness-report)")
+                      ->check(CLI::Range(std::int64_t{1}, std::int64_t{1000000}));
     c->add_option("--refresh-every", o->refresh_every,
                   "Forward-only refresh of halo rows no training batch contains, every k epochs "
                   "(0 = never: they read as zeros)")
@@ -630,7 +709,13 @@ void add_train_commands(CLI::App& app, command_list& cmds) {
     c->add_option("--staleness-report", o->staleness_report,
                   "CSV of the staleness audits (epoch,layer,cached_error,corrected_error,...)");
     add_plan_flags(c, *o);
-    cmds.push_back({c, [o] { return run_train(*o); }});
+    cmds.push_back({c, [o, audit, norm] {
+                      if (audit->count() > 0 && o->staleness_report.empty())
+                        throw ibmb::invalid_argument(
+                            "--audit-every needs --staleness-report (the audits go there)");
+                      o->norm_given = norm->count() > 0;
+                      return run_train(*o);
+                    }});
   }
   {
     auto o = std::make_shared<infer_options>();

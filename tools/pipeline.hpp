@@ -21,6 +21,7 @@
 #include "ibmb/graph/dataset.hpp"
 #include "ibmb/graph/io/npy.hpp"
 #include "ibmb/graph/io/npz.hpp"
+#include "ibmb/graph/io/numpy_dir.hpp"
 
 namespace ibmb::cli {
 
@@ -48,7 +49,9 @@ inline std::vector<std::int64_t> select_outputs(const ibmb::dataset& ds, std::st
   if (p.extension() != ".npy")
     throw ibmb::invalid_argument(ibmb::detail::concat(
         "outputs '", which, "': expected train, val, test, all or a .npy file of node ids"));
-  auto ids = ibmb::read_npy(p).as<std::int64_t>(p.string());
+  // A 1-D integer array, as the dataset's own split files: a boolean mask or a float array
+  // read as ids would silently select the wrong nodes.
+  auto ids = ibmb::detail::index_array<std::int64_t>(ibmb::read_npy(p), p.string());
   for (std::size_t i = 0; i < ids.size(); ++i)
     if (ids[i] < 0 || ids[i] >= ds.num_nodes())
       throw ibmb::out_of_range(ibmb::detail::concat(p.string(), ": id ", ids[i], " at position ", i,

@@ -360,19 +360,12 @@ struct load_options {
 /// opened or mapped and `ibmb::format_error` (file, section, offset) when it is malformed.
 inline batch_store load_store(const std::filesystem::path& path, const load_options& opt = {}) {
   const std::string name = path.string();
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw io_error(detail::concat(name, ": cannot open: ", detail::errno_text(errno)));
+  const int fd = open_regular_file(path, "expected a .ibmb store");
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
     const int e = errno;
     ::close(fd);
     throw io_error(detail::concat(name, ": fstat failed: ", detail::errno_text(e)));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    throw io_error(detail::concat(name, ": not a regular file (",
-                                  S_ISDIR(st.st_mode) ? "a directory" : "a device, pipe or socket",
-                                  "); expected a .ibmb store"));
   }
   const auto size = static_cast<std::uint64_t>(st.st_size);
   if (size < sizeof(store_format::header)) {

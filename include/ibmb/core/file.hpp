@@ -26,11 +26,41 @@ namespace detail {
 inline std::string errno_text(int e) { return std::strerror(e); }
 }  // namespace detail
 
-/// Reads a whole file into memory; throws `ibmb::io_error` naming the path.
+/// Opens `path` for reading (a descriptor, close-on-exec) and checks that it is a regular
+/// file: a directory, device, FIFO or socket is an `ibmb::io_error` naming the path (opened
+/// non-blocking first, so a FIFO without a writer cannot hang the call). `what` ends the
+/// message, e.g. "expected a .ibmb store".
+inline int open_regular_file(const std::filesystem::path& path, std::string_view what = {}) {
+  const std::string name = path.string();
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) throw io_error(detail::concat(name, ": cannot open: ", detail::errno_text(errno)));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    const int e = errno;
+    ::close(fd);
+    throw io_error(detail::concat(name, ": fstat failed: ", detail::errno_text(e)));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw io_error(detail::concat(name, ": not a regular file (",
+                                  S_ISDIR(st.st_mode) ? "a directory" : "a device, pipe or socket",
+                                  ")", what.empty() ? "" : "; ", what));
+  }
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags >= 0) ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+  return fd;
+}
+
+/// Reads a whole file into memory; throws `ibmb::io_error` naming the path (also when it is
+/// not a regular file).
 inline std::vector<char> read_file(const std::filesystem::path& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f)
-    throw io_error(detail::concat(path.string(), ": cannot open: ", detail::errno_text(errno)));
+  const int fd = open_regular_file(path);
+  std::FILE* f = ::fdopen(fd, "rb");
+  if (!f) {
+    const int e = errno;
+    ::close(fd);
+    throw io_error(detail::concat(path.string(), ": cannot open: ", detail::errno_text(e)));
+  }
   std::vector<char> buf;
   char chunk[1 << 16];
   std::size_t got = 0;
@@ -81,32 +111,55 @@ class file_writer {
 /// which is fsynced and renamed over `path` (then the directory is fsynced). If `fill`
 /// throws, the temporary is removed and `path` is untouched. With `overwrite == false` an
 /// existing `path` is an error.
+///
+/// An existing `path` must be a regular file, or a symbolic link to one (or to nothing): the
+/// link is followed and its target replaced, so the link stays. A directory, device, FIFO or
+/// socket is an `ibmb::io_error` and is left alone. A replaced file keeps its permission bits.
 inline void atomic_write(const std::filesystem::path& path,
                          const std::function<void(file_writer&)>& fill, bool overwrite = true) {
   namespace fs = std::filesystem;
-  if (!overwrite && fs::exists(path))
+  std::error_code ec;
+  if (!overwrite && fs::exists(fs::symlink_status(path, ec)))
     throw io_error(detail::concat(path.string(), ": exists (refusing to overwrite)"));
-  const fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
+  fs::path target = path;
+  if (fs::is_symlink(fs::symlink_status(path, ec))) {
+    target = fs::weakly_canonical(path, ec);
+    if (ec)
+      throw io_error(
+          detail::concat(path.string(), ": cannot resolve the symbolic link: ", ec.message()));
+  }
+  struct stat old {};
+  const bool replaces = ::stat(target.c_str(), &old) == 0;
+  if (replaces && !S_ISREG(old.st_mode))
+    throw io_error(detail::concat(path.string(), ": exists and is not a regular file (",
+                                  S_ISDIR(old.st_mode) ? "a directory" : "a device, pipe or socket",
+                                  "); refusing to replace it"));
+  const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
   std::random_device rd;
   const fs::path tmp =
-      dir / detail::concat(".", path.filename().string(), ".tmp.", ::getpid(), ".", rd());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+      dir / detail::concat(".", target.filename().string(), ".tmp.", ::getpid(), ".", rd());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0)
     throw io_error(detail::concat(path.string(), ": cannot create temporary file in ", dir.string(),
                                   ": ", detail::errno_text(errno)));
   try {
+    if (replaces && ::fchmod(fd, old.st_mode & 07777) != 0)
+      throw io_error(
+          detail::concat(path.string(), ": cannot set permissions: ", detail::errno_text(errno)));
     file_writer w(fd, path.string());
     fill(w);
     if (::fsync(fd) != 0)
       throw io_error(detail::concat(path.string(), ": fsync failed: ", detail::errno_text(errno)));
-    if (::close(fd) != 0)
+    const int closed = ::close(fd);
+    fd = -1;  // released even when close reports an error
+    if (closed != 0)
       throw io_error(detail::concat(path.string(), ": close failed: ", detail::errno_text(errno)));
   } catch (...) {
-    ::close(fd);
+    if (fd >= 0) ::close(fd);
     ::unlink(tmp.c_str());
     throw;
   }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+  if (::rename(tmp.c_str(), target.c_str()) != 0) {
     const int e = errno;
     ::unlink(tmp.c_str());
     throw io_error(detail::concat(path.string(), ": rename failed: ", detail::errno_text(e)));

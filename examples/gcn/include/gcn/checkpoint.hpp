@@ -77,11 +77,14 @@ inline loaded_model load_model(const std::filesystem::path& path) {
       !(c.dropout >= 0 && c.dropout < 1))
     bad("config [", cfg[0], ", ", cfg[1], ", ", cfg[2], ", ", cfg[3], ", ", cfg[4], "], dropout ",
         c.dropout);
-  // The first layer's W (in x hidden) and the Linear's W (hidden x classes) at least must be
-  // in the file: a corrupted config must not allocate a model far larger than the file.
+  // Every conv's W (in x hidden, then hidden x hidden) and the Linear's W (hidden x classes)
+  // at least must be in the file: a corrupted config must not allocate a model far larger
+  // than the file.
   double held = 0;
   for (const auto& [name, a] : arrays) held += static_cast<double>(a.size());
   const double need = static_cast<double>(c.in) * static_cast<double>(c.hidden) +
+                      static_cast<double>(c.layers - 1) * static_cast<double>(c.hidden) *
+                          static_cast<double>(c.hidden) +
                       static_cast<double>(c.hidden) * static_cast<double>(c.classes);
   if (need > held)
     bad("config [", cfg[0], ", ", cfg[1], ", ", cfg[2], ", ", cfg[3], ", ", cfg[4], "] needs ",

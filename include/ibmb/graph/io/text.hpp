@@ -21,6 +21,7 @@
 // starts with "file:line:" and quotes the token.
 #pragma once
 
+#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -40,6 +41,7 @@
 #include <vector>
 
 #include "ibmb/core/error.hpp"
+#include "ibmb/core/file.hpp"
 
 namespace ibmb {
 
@@ -114,11 +116,15 @@ class text_reader {
   explicit text_reader(const std::filesystem::path& path) : name_(path.string()) {
     if (std::filesystem::is_directory(path))
       throw io_error(detail::concat(name_, ": is a directory, expected a file"));
+    const int fd = open_regular_file(path);  // a FIFO or device is an error, not a hang
     errno = 0;
-    gzFile f = gzopen(path.c_str(), "rb");
-    if (!f)
-      throw io_error(detail::concat(name_, ": cannot open",
-                                    errno ? std::string(": ") + std::strerror(errno) : ""));
+    gzFile f = gzdopen(fd, "rb");
+    if (!f) {
+      const int e = errno;
+      ::close(fd);
+      throw io_error(
+          detail::concat(name_, ": cannot open", e ? std::string(": ") + std::strerror(e) : ""));
+    }
     file_.reset(f);
     gzbuffer(f, 1u << 17);
     buf_.resize(1u << 20);
@@ -464,8 +470,12 @@ class csv_reader {
 /// Reads a whole file (plain or gzip) into a string.
 inline std::string read_text_file(const std::filesystem::path& path) {
   std::string out;
-  gzFile f = gzopen(path.c_str(), "rb");
-  if (!f) throw io_error(concat(path.string(), ": cannot open"));
+  const int fd = open_regular_file(path);
+  gzFile f = gzdopen(fd, "rb");
+  if (!f) {
+    ::close(fd);
+    throw io_error(concat(path.string(), ": cannot open"));
+  }
   std::unique_ptr<gzFile_s, int (*)(gzFile)> guard(f, gzclose);
   gzbuffer(f, 1u << 17);
   std::vector<char> chunk(1u << 20);
