@@ -271,8 +271,9 @@ void add_store_commands(CLI::App& app, command_list& cmds) {
                     "Batchwise scores: push (default, faster at equal top-k recall) or power "
                     "(the reference's power iteration; implied by --iterations / --tol)")
           ->check(CLI::IsMember({"push", "power"}));
-  c->add_option("--push-eps", b->plan.push_eps,
-                "Batchwise push threshold (default 2e-3 / auxiliaries)")
+  c->add_option(
+       "--push-eps", b->plan.push_eps,
+       "Batchwise push threshold (default 2e-3 / auxiliaries, x 32 / mean degree above 32)")
       ->check(CLI::PositiveNumber);
   c->add_option("--aux-ratio", b->plan.aux_ratio,
                 "Batchwise auxiliaries per batch = ratio x N / parts")

@@ -82,7 +82,7 @@ struct plan_options {
   std::string solver = "push";  ///< batchwise: push | power (the reference's power iteration)
   int iterations = 50;          ///< batchwise power iterations
   double tol = 0;               ///< batchwise: stop on this L1 change instead
-  double push_eps = 0;          ///< batchwise push threshold (0: 2e-3 / auxiliaries per batch)
+  double push_eps = 0;          ///< batchwise push threshold (0: ibmb::auto_topic_push_eps)
   double aux_ratio = 1.0;       ///< batchwise auxiliaries per batch = ratio * N / parts
   std::int32_t hops = 2;        ///< khop depth
   std::int64_t max_nodes = 0;   ///< khop cap per batch (0 = none)

@@ -46,10 +46,14 @@ struct batchwise_params {
   /// `power_iteration` reproduces the reference exactly (50 iterations of D^-1 A).
   topic_solver solver = topic_solver::push;
   /// Push threshold (seed mass normalized to 1; see ppr/topic_push.hpp). 0 (default) picks
-  /// eps = 2e-3 / k with k = ceil(aux_ratio * N / parts) the auxiliaries per batch: the k-th
-  /// score of a set is O(1 / k), so the push error must shrink with k. eps * k = 2e-3 gave a
-  /// top-k recall of 0.994 against converged scores at both 100k (eps 1e-6, k 2000) and 1M
-  /// nodes (eps 1e-7, k 20000); eps * k = 2e-2 gave 0.89 (docs/benchmarks.md).
+  /// eps = 2e-3 / k * min(1, 32 / d) with k = ceil(aux_ratio * N / parts) the auxiliaries per
+  /// batch and d = nnz / N the mean degree (`auto_topic_push_eps`): the k-th score of a set is
+  /// O(1 / k), and the push error bound is eps times a degree (ppr/topic_push.hpp), so eps must
+  /// shrink with k and, on denser graphs, with the degree. eps * k = 2e-3 gave a top-k recall
+  /// of 0.994 against converged scores on the generator (d = 24) at both 100k (eps 1e-6,
+  /// k 2000) and 1M nodes (eps 1e-7, k 20000); eps * k = 2e-2 gave 0.89 (docs/benchmarks.md).
+  /// Without the degree factor, mean degrees of a few hundred (Reddit: about 490) left most
+  /// batches with their outputs only: no other node's residual reached its threshold.
   double push_eps = 0;
   /// METIS options (seed, method, imbalance); `parts` above overrides `metis.parts`.
   partition_params metis;
@@ -66,6 +70,16 @@ struct batchwise_stats {
   topic_push_stats push;  ///< with topic_solver::push
 };
 
+/// The push threshold `batchwise_params::push_eps = 0` stands for: 2e-3 / k, times 32 / d on
+/// graphs whose mean degree d = nnz / N exceeds 32.
+inline double auto_topic_push_eps(std::int64_t num_nodes, std::int64_t num_entries,
+                                  std::int64_t aux_per_batch) {
+  const double d =
+      num_nodes > 0 ? static_cast<double>(num_entries) / static_cast<double>(num_nodes) : 0.0;
+  return 2e-3 / static_cast<double>(std::max<std::int64_t>(1, aux_per_batch)) *
+         std::min(1.0, 32.0 / std::max(d, 1.0));
+}
+
 namespace detail {
 
 inline double seconds_since(std::chrono::steady_clock::time_point t) {
@@ -81,8 +95,10 @@ topk_lists<I, V> cpu_topic_topk(csr_view<I, O, W> g, const teleport_sets<I>& set
   if (solver == topic_solver::push) {
     topic_push_params pp;
     pp.alpha = ppr.alpha;
-    pp.eps = push_eps > 0 ? push_eps
-                          : 2e-3 / static_cast<double>(std::max<std::int64_t>(1, aux_per_batch));
+    pp.eps = push_eps > 0
+                 ? push_eps
+                 : auto_topic_push_eps(static_cast<std::int64_t>(g.num_rows),
+                                       static_cast<std::int64_t>(g.num_edges()), aux_per_batch);
     pp.transition = ppr.transition;
     pp.progress = ppr.progress;
     return topic_push_topk<V>(g, sets, aux_per_batch, pp, &st.push);
