@@ -135,3 +135,19 @@ TEST_CASE("cli: ppr, build, info and verify on a generated graph", "[cli]") {
   CHECK_THAT(r.out, Catch::Contains("nowhere.txt"));
 }
 #endif
+
+#include "../tools/cli_util.hpp"
+
+TEST_CASE("cli json: strings are escaped, invalid UTF-8 becomes U+FFFD", "[cli]") {
+  using ibmb::cli::json_object;
+  CHECK(json_object::quote("a\"b\\c\n\x01") == "\"a\\\"b\\\\c\\n\\u0001\"");
+  // Valid UTF-8 passes through: 2, 3 and 4-byte sequences.
+  const std::string ok = "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80";
+  CHECK(json_object::quote(ok) == "\"" + ok + "\"");
+  // A stray continuation byte, a truncated sequence, an overlong form, a surrogate, 0xFF.
+  CHECK(json_object::quote("x\x80y") == "\"x\\ufffdy\"");
+  CHECK(json_object::quote("\xE2\x82") == "\"\\ufffd\\ufffd\"");
+  CHECK(json_object::quote("\xC0\xAF") == "\"\\ufffd\\ufffd\"");
+  CHECK(json_object::quote("\xED\xA0\x80") == "\"\\ufffd\\ufffd\\ufffd\"");
+  CHECK(json_object::quote("\xFF") == "\"\\ufffd\"");
+}

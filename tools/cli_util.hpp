@@ -51,9 +51,22 @@ class json_object {
     return s + "}";
   }
 
+  /// `v` as a JSON string. Bytes that are not valid UTF-8 (e.g. a corrupted name read from a
+  /// file) become U+FFFD, so the output is always valid JSON.
   static std::string quote(std::string_view v) {
     std::string s = "\"";
-    for (char c : v) {
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      const char c = v[i];
+      if (static_cast<unsigned char>(c) >= 0x80) {
+        const std::size_t n = utf8_length(v.substr(i));
+        if (n == 0) {
+          s += "\\ufffd";
+        } else {
+          s.append(v.substr(i, n));
+          i += n - 1;
+        }
+        continue;
+      }
       switch (c) {
         case '"':
           s += "\\\"";
@@ -81,6 +94,31 @@ class json_object {
   }
 
  private:
+  /// Bytes of the valid UTF-8 sequence at the start of `v` (a non-ASCII lead byte), 0 if none.
+  static std::size_t utf8_length(std::string_view v) {
+    const auto b = [&](std::size_t k) { return static_cast<unsigned char>(v[k]); };
+    const unsigned lead = b(0);
+    std::size_t n = 0;
+    unsigned lo = 0x80, hi = 0xBF;  // range of the first continuation byte
+    if (lead >= 0xC2 && lead <= 0xDF) {
+      n = 2;
+    } else if (lead >= 0xE0 && lead <= 0xEF) {
+      n = 3;
+      if (lead == 0xE0) lo = 0xA0;  // no overlong forms
+      if (lead == 0xED) hi = 0x9F;  // no surrogates
+    } else if (lead >= 0xF0 && lead <= 0xF4) {
+      n = 4;
+      if (lead == 0xF0) lo = 0x90;
+      if (lead == 0xF4) hi = 0x8F;  // at most U+10FFFF
+    } else {
+      return 0;
+    }
+    if (v.size() < n || b(1) < lo || b(1) > hi) return 0;
+    for (std::size_t k = 2; k < n; ++k)
+      if (b(k) < 0x80 || b(k) > 0xBF) return 0;
+    return n;
+  }
+
   json_object& raw(std::string_view key, std::string value) {
     items_.push_back(quote(key) + ": " + std::move(value));
     return *this;
@@ -134,6 +172,23 @@ inline CLI::Validator finite_number() {
       },
       "FINITE", "finite_number");
 }
+
+/// `value > 0` (strict) or `value >= 0`, with a short message: CLI11's PositiveNumber and
+/// NonNegativeNumber print their upper bound, DBL_MAX, in full (300 digits).
+inline CLI::Validator at_least_zero(bool strict) {
+  return CLI::Validator(
+      [strict](std::string& text) -> std::string {
+        char* end = nullptr;
+        const double v = std::strtod(text.c_str(), &end);
+        if (end == text.c_str() || *end != '\0') return "Value " + text + " is not a number";
+        if (strict ? !(v > 0) : !(v >= 0))
+          return "Value " + text + (strict ? " is not > 0" : " is not >= 0");
+        return {};
+      },
+      strict ? "POSITIVE" : "NONNEGATIVE", strict ? "positive" : "non_negative");
+}
+inline CLI::Validator positive() { return at_least_zero(true); }
+inline CLI::Validator non_negative() { return at_least_zero(false); }
 
 /// Adds `finite_number` to every floating-point option of `app` and its subcommands.
 inline void require_finite_floats(CLI::App& app) {

@@ -134,15 +134,13 @@ void add_data_commands(CLI::App& app, command_list& cmds) {
   auto gen = std::make_shared<generate_options>();
   auto* c_gen =
       app.add_subcommand("generate", "Write the embedded synthetic dataset as a NumPy directory");
-  c_gen->add_option("--nodes", gen->params.nodes, "Number of nodes")->check(CLI::PositiveNumber);
+  c_gen->add_option("--nodes", gen->params.nodes, "Number of nodes")->check(positive());
   c_gen
       ->add_option("--avg-degree", gen->params.avg_degree,
                    "Average number of directed edges per node")
-      ->check(CLI::PositiveNumber);
-  c_gen->add_option("--classes", gen->params.classes, "Number of classes")
-      ->check(CLI::PositiveNumber);
-  c_gen->add_option("--features", gen->params.features, "Feature dimension")
-      ->check(CLI::NonNegativeNumber);
+      ->check(positive());
+  c_gen->add_option("--classes", gen->params.classes, "Number of classes")->check(positive());
+  c_gen->add_option("--features", gen->params.features, "Feature dimension")->check(non_negative());
   c_gen->add_option("--homophily", gen->params.homophily, "Fraction of edges inside a class")
       ->check(CLI::Range(0.0, 1.0));
   auto* cf = c_gen

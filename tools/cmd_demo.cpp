@@ -194,9 +194,8 @@ void add_demo_command(CLI::App& app, command_list& cmds) {
   c->add_option("--data", o->data, "Dataset SPEC (default: the embedded generator at 100k nodes)");
   c->add_option("--epochs", o->epochs, "Training epochs")
       ->check(CLI::Range(std::int64_t{1}, std::int64_t{10000}));
-  c->add_option("--seed", o->seed, "Seed")->check(CLI::NonNegativeNumber);
-  c->add_option("--batch-size", o->batch_size, "Outputs per node-wise batch")
-      ->check(CLI::PositiveNumber);
+  c->add_option("--seed", o->seed, "Seed")->check(non_negative());
+  c->add_option("--batch-size", o->batch_size, "Outputs per node-wise batch")->check(positive());
   c->add_option("--report", o->report, "Also write the table as JSON");
   cmds.push_back({c, [o] { return run_demo(*o); }});
 }

@@ -88,11 +88,9 @@ void add_ppr_commands(CLI::App& app, command_list& cmds) {
   c->add_option("--alpha", o->alpha, "Teleport probability")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
-  c->add_option("--eps", o->eps, "Push threshold")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
+  c->add_option("--eps", o->eps, "Push threshold")->check(positive())->capture_default_str();
   c->add_option("--topk", o->topk, "Entries kept per output (0 = all)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(non_negative())
       ->capture_default_str();
   c->add_option("--threads", o->threads, "OpenMP threads")->check(CLI::Range(0, max_cli_threads));
   c->add_option("--out", o->out, "Output .npz (indptr, indices, data, outputs)")->required();

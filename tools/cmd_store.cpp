@@ -247,24 +247,24 @@ void add_store_commands(CLI::App& app, command_list& cmds) {
       "Seed of the random 10/10/80 split drawn when the dataset has none (as ibmb train)");
   c->add_option("--parts", b->plan.parts,
                 "METIS parts (batchwise, cluster); default: outputs / batch size")
-      ->check(CLI::PositiveNumber);
+      ->check(positive());
   c->add_option("--batch-size", b->plan.batch_size, "Outputs per batch (nodewise, random, khop)")
-      ->check(CLI::PositiveNumber);
+      ->check(positive());
   c->add_option("--alpha", b->plan.alpha, "PPR teleport probability")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
   c->add_option("--eps", b->plan.eps, "Push threshold (nodewise)")
-      ->check(CLI::PositiveNumber)
+      ->check(positive())
       ->capture_default_str();
   c->add_option("--topk", b->plan.topk, "PPR neighbours per output (nodewise)")
-      ->check(CLI::PositiveNumber)
+      ->check(positive())
       ->capture_default_str();
   auto* it = c->add_option("--iterations", b->plan.iterations, "Power iterations (batchwise)")
-                 ->check(CLI::PositiveNumber)
+                 ->check(positive())
                  ->capture_default_str();
   c->add_option("--tol", b->plan.tol,
                 "Stop the power iteration on this per-column L1 change instead")
-      ->check(CLI::PositiveNumber)
+      ->check(positive())
       ->excludes(it);
   auto* solver =
       c->add_option("--solver", b->plan.solver,
@@ -274,15 +274,14 @@ void add_store_commands(CLI::App& app, command_list& cmds) {
   c->add_option(
        "--push-eps", b->plan.push_eps,
        "Batchwise push threshold (default 2e-3 / auxiliaries, x 32 / mean degree above 32)")
-      ->check(CLI::PositiveNumber);
+      ->check(positive());
   c->add_option("--aux-ratio", b->plan.aux_ratio,
                 "Batchwise auxiliaries per batch = ratio x N / parts")
-      ->check(CLI::NonNegativeNumber);
-  c->add_option("--hops", b->plan.hops, "Neighbourhood depth (khop)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative());
+  c->add_option("--hops", b->plan.hops, "Neighbourhood depth (khop)")->check(non_negative());
   c->add_option("--max-nodes", b->plan.max_nodes, "Cap on nodes per batch (khop)")
-      ->check(CLI::NonNegativeNumber);
-  c->add_option("--seed", b->plan.seed, "Seed (METIS, random batches)");
+      ->check(non_negative());
+  c->add_option("--seed", b->plan.seed, "Seed (METIS, random batches)")->check(non_negative());
   c->add_option("--norm", b->norm, "Edge weights: row, symmetric or none")
       ->check(CLI::IsMember({"row", "symmetric", "none"}))
       ->capture_default_str();

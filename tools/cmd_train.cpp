@@ -85,22 +85,21 @@ struct infer_options : common_options {
 void add_plan_flags(CLI::App* c, common_options& o) {
   c->add_option("--batch-size", o.plan.batch_size,
                 "Outputs per batch (nodewise, random, khop; 0 = min(outputs, 4096))")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative());
   c->add_option("--parts", o.plan.parts,
                 "METIS parts (batchwise, cluster; 0 = outputs / batch size)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative());
   c->add_option("--alpha", o.plan.alpha, "PPR teleport probability")->check(CLI::Range(1e-6, 1.0));
   c->add_option("--eps", o.plan.eps, "Node-wise push threshold")->check(CLI::Range(1e-12, 1.0));
-  c->add_option("--topk", o.plan.topk, "Node-wise auxiliaries per output")
-      ->check(CLI::PositiveNumber);
+  c->add_option("--topk", o.plan.topk, "Node-wise auxiliaries per output")->check(positive());
   c->add_option("--aux-ratio", o.plan.aux_ratio, "Batch-wise auxiliaries = ratio * N / parts")
-      ->check(CLI::PositiveNumber);
-  c->add_option("--hops", o.plan.hops, "khop depth")->check(CLI::NonNegativeNumber);
+      ->check(positive());
+  c->add_option("--hops", o.plan.hops, "khop depth")->check(non_negative());
   c->add_option("--max-nodes", o.plan.max_nodes, "khop cap on nodes per batch (0 = none)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative());
   c->add_option("--split-seed", o.split_seed,
                 "Seed of the random 10/10/80 split made when the dataset has none")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative());
 }
 
 /// Loads and preprocesses the dataset; makes the seeded random split when it has none.
@@ -665,7 +664,7 @@ void add_train_commands(CLI::App& app, command_list& cmds) {
     c->add_option("--epochs", o->epochs, "Maximum epochs (reference: 800)")
         ->check(CLI::Range(std::int64_t{1}, std::int64_t{100000}));
     c->add_option("--seed", o->seed, "Seed of the weights, dropout, METIS and batch order")
-        ->check(CLI::NonNegativeNumber);
+        ->check(non_negative());
     c->add_option("--report", o->report, "JSON report (written atomically)")->required();
     c->add_option("--save-model", o->save_model, "Write the best weights (.npz)");
     c->add_option("--hidden", o->hidden, "Hidden width")
@@ -676,10 +675,10 @@ void add_train_commands(CLI::App& app, command_list& cmds) {
     c->add_option("--dropout", o->dropout, "Dropout probability")->check(CLI::Range(0.0, 0.99));
     c->add_option("--patience", o->patience,
                   "Early stopping: epochs without a better val accuracy (reference: 100)")
-        ->check(CLI::PositiveNumber);
+        ->check(positive());
     c->add_option("--min-epochs", o->min_epochs,
                   "No early stop before this many epochs (reference: 300)")
-        ->check(CLI::NonNegativeNumber);
+        ->check(non_negative());
     auto* norm =
         c->add_option(
              "--norm", o->norm,
@@ -730,13 +729,12 @@ void add_train_commands(CLI::App& app, command_list& cmds) {
         ->check(CLI::ExistingFile);
     c->add_option("--split", o->split, "Nodes to score")
         ->check(CLI::IsMember({"train", "val", "valid", "test"}));
-    c->add_option("--seed", o->seed, "Seed of METIS and random batches")
-        ->check(CLI::NonNegativeNumber);
+    c->add_option("--seed", o->seed, "Seed of METIS and random batches")->check(non_negative());
     c->add_option("--report", o->report, "JSON report (written atomically)")->required();
     c->add_option("--max-store-gb", o->max_store_gb,
                   "Batches built on the fly are materialized in pieces of at most this many GB "
                   "(estimated; 0 = all at once)")
-        ->check(CLI::NonNegativeNumber);
+        ->check(non_negative());
     add_plan_flags(c, *o);
     cmds.push_back({c, [o] {
                       if (o->method == "full" && !o->batches.empty())
