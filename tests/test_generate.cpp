@@ -288,3 +288,11 @@ TEST_CASE("parse_generator_spec: good and bad specs", "[generate]") {
   fails_naming("synthetics", "synthetic[");
   fails_naming("random:nodes=5", "synthetic[");
 }
+
+TEST_CASE("generate_dataset: a size beyond this machine's memory fails at once", "[generate]") {
+  ibmb::generator_params p;
+  p.nodes = std::int64_t{1} << 50;  // a typo-sized request: about 10^17 bytes
+  CHECK_THROWS_WITH(ibmb::generate_dataset(p), Catch::Contains("bytes of memory of this machine") &&
+                                                   Catch::Contains("nodes = 1125899906842624"));
+  CHECK_THROWS_AS(ibmb::generate_dataset(p), ibmb::out_of_range);
+}

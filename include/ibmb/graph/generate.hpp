@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "ibmb/core/error.hpp"
+#include "ibmb/core/memory.hpp"
 #include "ibmb/core/parallel.hpp"
 #include "ibmb/core/progress.hpp"
 #include "ibmb/graph/csr.hpp"
@@ -660,6 +661,22 @@ basic_dataset<I, O> generate_dataset(const generator_params& p,
       static_cast<std::uint64_t>(std::numeric_limits<I>::max()))
     throw out_of_range(detail::concat("generator: nodes = ", p.nodes, " does not fit the ",
                                       sizeof(I) * 8, "-bit index type; use 64-bit indices"));
+  // The result alone (features, labels, row pointer, about nodes x avg_degree entries) must fit
+  // this machine: a typo such as nodes=1e18 fails here, not after minutes of allocation.
+  {
+    using detail::add_sat, detail::mul_sat;
+    const auto n = static_cast<std::uint64_t>(p.nodes);
+    const std::uint64_t per_node =
+        static_cast<std::uint64_t>(p.features) * sizeof(float) + 8 + sizeof(O);
+    const auto entries =
+        static_cast<std::uint64_t>(std::min(static_cast<double>(p.nodes) * p.avg_degree, 1.8e19));
+    const std::uint64_t bytes = add_sat(mul_sat(n, per_node), mul_sat(entries, sizeof(I)));
+    if (const auto ram = detail::physical_memory_bytes(); ram > 0 && bytes > ram)
+      throw out_of_range(
+          detail::concat("generator: nodes = ", p.nodes, ", avg_degree = ", p.avg_degree,
+                         ", features = ", p.features, " needs at least ", bytes,
+                         " bytes, more than the ", ram, " bytes of memory of this machine"));
+  }
   auto ds = detail::generate_dataset_impl<I, O>(p, progress);
   ds.name = to_spec(p);
   return ds;

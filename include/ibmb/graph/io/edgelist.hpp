@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "ibmb/core/error.hpp"
+#include "ibmb/core/memory.hpp"
 #include "ibmb/graph/build.hpp"
 #include "ibmb/graph/csr.hpp"
 #include "ibmb/graph/dataset.hpp"
@@ -76,20 +77,6 @@ inline void check_label(const text_reader& in, std::int64_t l) {
   if (l >= max_num_classes)
     in.fail<out_of_range>("label ", l, " is too large: class ids must be below ", max_num_classes,
                           class_id_limit_why, "; -1 = unlabelled");
-}
-
-/// Bytes of physical memory of this machine (sysconf), or 0 when unknown.
-inline std::uint64_t physical_memory_bytes() {
-  const long pages = ::sysconf(_SC_PHYS_PAGES);
-  const long page = ::sysconf(_SC_PAGESIZE);
-  if (pages <= 0 || page <= 0) return 0;
-  return static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page);
-}
-
-/// a * b, saturated at UINT64_MAX (both >= 0).
-inline std::uint64_t mul_sat(std::uint64_t a, std::uint64_t b) {
-  std::uint64_t r = 0;
-  return __builtin_mul_overflow(a, b, &r) ? std::numeric_limits<std::uint64_t>::max() : r;
 }
 
 /// Runs `f`, which allocates at least `bytes` in all. When `bytes` exceeds this machine's
