@@ -193,6 +193,40 @@ TEST_CASE("node counts beyond the int32 range are refused for int32 indices",
       Catch::Contains("32-bit"));
 }
 
+TEST_CASE("entry counts beyond a narrow offset type throw instead of wrapping",
+          "[graph][build][bad-input]") {
+  // 70000 edges on 100 nodes: the per-row counts and their sum exceed int16.
+  std::vector<std::int64_t> s(70000), d(70000);
+  for (std::size_t e = 0; e < s.size(); ++e) {
+    s[e] = static_cast<std::int64_t>(e % 100);
+    d[e] = static_cast<std::int64_t>((e / 100) % 100);
+  }
+  REQUIRE_THROWS_AS((coo_to_csr<std::int16_t, std::int16_t, float>(100, sp(s), sp(d))),
+                    ibmb::out_of_range);
+  REQUIRE_THROWS_WITH(
+      (coo_to_csr<std::int16_t, std::int16_t, float>(100, sp(s), sp(d))),
+      Catch::Contains("70000") && Catch::Contains("16-bit offset") && Catch::Contains("32767"));
+  // All in one row: the row's own count exceeds int16.
+  std::vector<std::int64_t> zero(40000, 0), col(40000);
+  for (std::size_t e = 0; e < col.size(); ++e) col[e] = static_cast<std::int64_t>(e % 100);
+  REQUIRE_THROWS_AS((coo_to_csr<std::int16_t, std::int16_t, float>(100, sp(zero), sp(col))),
+                    ibmb::out_of_range);
+
+  // 32700 edges fit int16, the 100 added self-loops do not.
+  std::vector<std::int64_t> s2, d2;
+  for (std::int64_t e = 0; e < 32700; ++e) {
+    const std::int64_t a = e % 100, b = (a + 1 + (e / 100) % 99) % 100;  // never a == b
+    s2.push_back(a);
+    d2.push_back(b);
+  }
+  REQUIRE_NOTHROW((coo_to_csr<std::int16_t, std::int16_t, float>(100, sp(s2), sp(d2))));
+  build_options loops;
+  loops.self_loops = self_loop_policy::add;
+  REQUIRE_THROWS_WITH((coo_to_csr<std::int16_t, std::int16_t, float>(
+                          100, sp(s2), sp(d2), std::span<const float>{}, loops)),
+                      Catch::Contains("32800") && Catch::Contains("16-bit offset"));
+}
+
 TEMPLATE_TEST_CASE("validate names the first bad row, position and value",
                    "[graph][csr][bad-input]", std::int32_t, std::int64_t) {
   using I = TestType;
