@@ -308,6 +308,58 @@ TEMPLATE_TEST_CASE("normalization matches dense arithmetic", "[graph][normalize]
   REQUIRE_THROWS_AS(parse_normalization("rows"), ibmb::invalid_argument);
 }
 
+TEST_CASE("normalized_weights rejects NaN, infinite and negative weights, naming the entry",
+          "[graph][normalize][bad-input]") {
+  auto g = test::two_cliques_with_isolated<std::int64_t, std::int64_t, float>(4);
+  g.weights.assign(g.indices.size(), 1.0f);
+  REQUIRE_NOTHROW(normalized_weights(g.view(), normalization::row));
+  // Entry 5: row 1 (rows 0..3 form a 4-clique, three entries each).
+  const std::size_t p = 5;
+  const auto col = g.indices[p];
+  for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                    -std::numeric_limits<float>::infinity(), -0.5f}) {
+    g.weights.assign(g.indices.size(), 1.0f);
+    g.weights[p] = bad;
+    g.weights.back() = -1.0f;  // a later bad entry: the message names the first
+    CAPTURE(bad);
+    for (auto kind : {normalization::none, normalization::row, normalization::symmetric}) {
+      CAPTURE(to_string(kind));
+      REQUIRE_THROWS_AS(normalized_weights(g.view(), kind), ibmb::invalid_argument);
+      REQUIRE_THROWS_WITH(normalized_weights(g.view(), kind),
+                          Catch::Contains("normalized_weights") && Catch::Contains("entry 5") &&
+                              Catch::Contains("row 1") &&
+                              Catch::Contains("column " + std::to_string(col)));
+    }
+    REQUIRE_THROWS_AS(normalization_scales(g.view(), normalization::row), ibmb::invalid_argument);
+  }
+  g.weights.assign(g.indices.size(), 1.0f);
+  g.weights[p] = -2.0f;
+  REQUIRE_THROWS_WITH(normalized_weights(g.view(), normalization::row), Catch::Contains("-2"));
+  g.weights[p] = 0.0f;  // zero is a weight like any other
+  REQUIRE_NOTHROW(normalized_weights(g.view(), normalization::symmetric));
+  // The same answer for any thread count.
+  g.weights[p] = -1.0f;
+  std::string one, two;
+  {
+    scoped_threads t(1);
+    REQUIRE_THROWS(normalized_weights(g.view(), normalization::row));
+    try {
+      (void)normalized_weights(g.view(), normalization::row);
+    } catch (const ibmb::invalid_argument& e) {
+      one = e.what();
+    }
+  }
+  {
+    scoped_threads t(2);
+    try {
+      (void)normalized_weights(g.view(), normalization::row);
+    } catch (const ibmb::invalid_argument& e) {
+      two = e.what();
+    }
+  }
+  REQUIRE(one == two);
+}
+
 TEST_CASE("edge_index_to_csr reads a 2 x E array", "[graph][build]") {
   const std::vector<std::int32_t> ei = {0, 1, 1, 2, /* targets */ 1, 0, 2, 1};
   auto g = edge_index_to_csr<std::int64_t, std::int64_t, float>(3, sp(ei));
