@@ -2,19 +2,24 @@
 // checkpoints) and the history plan (halo, edge block, budget).
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
 #include <span>
+#include <stdexcept>
 #include <vector>
 
 #include <catch2/catch.hpp>
 
 #include "fixtures.hpp"
 #include "ibmb/batch/plan.hpp"
+#include "ibmb/core/crc32.hpp"
 #include "ibmb/graph/build.hpp"
 #include "ibmb/graph/normalize.hpp"
 #include "ibmb/history/plan.hpp"
@@ -255,6 +260,27 @@ TEST_CASE("history checkpoint: round trip is byte-identical, damage is a format_
   write(longer);
   REQUIRE_THROWS_WITH(load_history(f2), Catch::Contains("trailing"));
   REQUIRE_THROWS_AS(load_history(dir / "missing"), io_error);
+}
+
+TEST_CASE("make_history_plan: an exception of the halo score function reaches the caller",
+          "[history]") {
+  std::mt19937_64 rng(8);
+  const std::int64_t n = 60;
+  const auto g = random_graph(rng, n, 0.08);
+  const auto plan = random_plan(rng, n, 6, 0.5, 0.05);
+  history_plan_params p;
+  p.num_layers = 2;
+  p.budget = {2};
+  p.priority = halo_priority::ppr;
+  p.threads = 2;
+  p.scores = [](std::size_t b, std::span<const std::int64_t>, std::span<const std::int64_t>,
+                std::span<double>) {
+    if (b >= 1) throw std::runtime_error("score function failed");
+  };
+  REQUIRE_THROWS_WITH(make_history_plan(g.view(), plan, p), "score function failed");
+  p.scores = [](std::size_t, std::span<const std::int64_t>, std::span<const std::int64_t>,
+                std::span<double>) { throw ibmb::invalid_argument("bad scores"); };
+  REQUIRE_THROWS_AS(make_history_plan(g.view(), plan, p), ibmb::invalid_argument);
 }
 
 TEST_CASE("history plan: halo, edge block and budget against brute force", "[history]") {

@@ -6,6 +6,7 @@
 #include <numeric>
 #include <random>
 #include <span>
+#include <stdexcept>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -174,4 +175,35 @@ TEST_CASE("subgraph_extractor is reusable and reports bad ids", "[subgraph]") {
       REQUIRE(static_cast<std::int64_t>(e) >= g.indptr[static_cast<std::size_t>(nodes[i])]);
       REQUIRE(static_cast<std::int64_t>(e) < g.indptr[static_cast<std::size_t>(nodes[i]) + 1]);
     }
+}
+
+TEST_CASE("subgraph_extractor: an exception of the value function reaches the caller",
+          "[subgraph]") {
+  const auto g = random_csr<std::int64_t>(300, 6, true, 5);
+  ibmb::scoped_threads th(2);
+  ibmb::subgraph_extractor ex(g.view());
+  std::vector<std::int64_t> nodes(300);
+  std::iota(nodes.begin(), nodes.end(), std::int64_t{0});
+  const auto m = ex.scan(std::span<const std::int64_t>(nodes));
+  REQUIRE(m > 0);
+  std::vector<std::int64_t> ip(nodes.size() + 1), idx(static_cast<std::size_t>(m));
+  std::vector<float> w(static_cast<std::size_t>(m));
+  REQUIRE_THROWS_WITH(
+      ex.write_with(std::span<std::int64_t>(ip), std::span<std::int64_t>(idx), std::span<float>(w),
+                    [](std::int64_t e, std::int64_t, std::int64_t) -> float {
+                      if (e >= 10) throw std::runtime_error("value function failed");
+                      return 1.0f;
+                    }),
+      "value function failed");
+  // The extractor was reset: the next subgraph is right.
+  std::vector<std::int64_t> some = {4, 90, 17, 250};
+  const auto m2 = ex.scan(std::span<const std::int64_t>(some));
+  ibmb::csr_graph<std::int64_t, std::int64_t, float> s;
+  s.num_rows = s.num_cols = static_cast<std::int64_t>(some.size());
+  s.indptr.resize(some.size() + 1);
+  s.indices.resize(static_cast<std::size_t>(m2));
+  s.weights.resize(static_cast<std::size_t>(m2));
+  ex.write(std::span<std::int64_t>(s.indptr), std::span<std::int64_t>(s.indices),
+           std::span<float>(s.weights));
+  check_equal<std::int64_t>(s, brute(g, some));
 }

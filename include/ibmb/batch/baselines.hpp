@@ -139,43 +139,50 @@ batch_plan<I> khop_plan(csr_view<I, O, W> g, std::type_identity_t<std::span<cons
   const auto B = static_cast<std::int64_t>(batches.size());
   std::vector<std::vector<I>> nodes(batches.size());
   scoped_threads threads(p.threads);
+  // The per-thread N-sized stamps (and the per-batch lists) are allocated inside the region:
+  // a bad_alloc is carried out and rethrown below.
+  detail::region_failure failure;
 #pragma omp parallel
   {
-    std::vector<std::int64_t> stamp(static_cast<std::size_t>(N), -1);
+    std::vector<std::int64_t> stamp;
     std::vector<I> frontier, next, aux;
+    failure.run([&] { stamp.assign(static_cast<std::size_t>(N), -1); });
 #pragma omp for schedule(dynamic, 1)
-    for (std::int64_t b = 0; b < B; ++b) {
-      const auto& outs = batches[static_cast<std::size_t>(b)];
-      frontier.assign(outs.begin(), outs.end());
-      for (const I v : outs) stamp[static_cast<std::size_t>(v)] = b;
-      aux.clear();
-      for (std::int32_t h = 0; h < p.hops && !frontier.empty(); ++h) {
-        next.clear();
-        for (const I u : frontier)
-          for (const I v : g.neighbors(u))
-            if (stamp[static_cast<std::size_t>(v)] != b) {
-              stamp[static_cast<std::size_t>(v)] = b;
-              next.push_back(v);
-              aux.push_back(v);
-            }
-        frontier.swap(next);
-      }
-      std::sort(aux.begin(), aux.end());
-      const auto n_out = static_cast<std::int64_t>(outs.size());
-      if (p.max_nodes > 0 && n_out + static_cast<std::int64_t>(aux.size()) > p.max_nodes) {
-        const auto keep = static_cast<std::size_t>(std::max<std::int64_t>(0, p.max_nodes - n_out));
-        detail::splitmix64 rng{p.seed ^
-                               (0x9e3779b97f4a7c15ull * static_cast<std::uint64_t>(b + 1))};
-        for (std::size_t i = 0; i < keep; ++i)  // partial Fisher-Yates
-          std::swap(aux[i], aux[i + static_cast<std::size_t>(rng.below(aux.size() - i))]);
-        aux.resize(keep);
-      }
-      auto& nb = nodes[static_cast<std::size_t>(b)];
-      nb.assign(outs.begin(), outs.end());
-      nb.insert(nb.end(), aux.begin(), aux.end());
-      std::sort(nb.begin(), nb.end());
-    }
+    for (std::int64_t b = 0; b < B; ++b)
+      failure.run([&] {
+        const auto& outs = batches[static_cast<std::size_t>(b)];
+        frontier.assign(outs.begin(), outs.end());
+        for (const I v : outs) stamp[static_cast<std::size_t>(v)] = b;
+        aux.clear();
+        for (std::int32_t h = 0; h < p.hops && !frontier.empty(); ++h) {
+          next.clear();
+          for (const I u : frontier)
+            for (const I v : g.neighbors(u))
+              if (stamp[static_cast<std::size_t>(v)] != b) {
+                stamp[static_cast<std::size_t>(v)] = b;
+                next.push_back(v);
+                aux.push_back(v);
+              }
+          frontier.swap(next);
+        }
+        std::sort(aux.begin(), aux.end());
+        const auto n_out = static_cast<std::int64_t>(outs.size());
+        if (p.max_nodes > 0 && n_out + static_cast<std::int64_t>(aux.size()) > p.max_nodes) {
+          const auto keep =
+              static_cast<std::size_t>(std::max<std::int64_t>(0, p.max_nodes - n_out));
+          detail::splitmix64 rng{p.seed ^
+                                 (0x9e3779b97f4a7c15ull * static_cast<std::uint64_t>(b + 1))};
+          for (std::size_t i = 0; i < keep; ++i)  // partial Fisher-Yates
+            std::swap(aux[i], aux[i + static_cast<std::size_t>(rng.below(aux.size() - i))]);
+          aux.resize(keep);
+        }
+        auto& nb = nodes[static_cast<std::size_t>(b)];
+        nb.assign(outs.begin(), outs.end());
+        nb.insert(nb.end(), aux.begin(), aux.end());
+        std::sort(nb.begin(), nb.end());
+      });
   }
+  failure.rethrow();
   batch_plan<I> plan;
   for (std::size_t b = 0; b < batches.size(); ++b) plan.push_batch(batches[b], nodes[b]);
   return plan;

@@ -250,77 +250,83 @@ class subgraph_extractor {
     const bool want_w = !weights.empty();
     const auto split = static_cast<std::int32_t>(split_);
     const bool two_runs = two_runs_;
+    // `value` is the caller's: whatever it throws (or a scratch allocation) is carried out
+    // of the region and rethrown once the extractor is reset.
+    detail::region_failure failure;
 #pragma omp parallel
     {
       std::vector<std::pair<std::int32_t, std::int64_t>> tmp;
       std::vector<std::int32_t> loc;   // local ids of the row's kept entries
       std::vector<std::int64_t> take;  // their order in the row
 #pragma omp for schedule(dynamic, 64)
-      for (std::int64_t i = 0; i < n; ++i) {
-        const auto ui = static_cast<std::size_t>(i);
-        const auto t = static_cast<std::size_t>(tid_[ui]);
-        const I* sc = tcol_[t].data() + at_[ui];
-        const std::int64_t* sp = tpos_[t].data() + at_[ui];
-        const std::int64_t m = count_[ui];
-        const auto at = static_cast<std::size_t>(indptr[ui]);
-        const std::int64_t u = nodes_[ui];
-        LI* oi = indices.data() + at;
-        LW* ow = want_w ? weights.data() + at : nullptr;
-        std::int64_t k = 0;
-        auto put = [&](std::int32_t l, std::int64_t j) {  // local column l, kept entry j
-          oi[k] = static_cast<LI>(l);
-          if (want_w) {
-            if constexpr (std::is_invocable_v<ValueFn&, std::int64_t, std::int64_t, std::int64_t,
-                                              std::int64_t, std::int64_t>)
-              ow[k] = value(sp[j], u, static_cast<std::int64_t>(sc[j]), i,
-                            static_cast<std::int64_t>(l));
-            else
-              ow[k] = value(sp[j], u, static_cast<std::int64_t>(sc[j]));
+      for (std::int64_t i = 0; i < n; ++i)
+        failure.run([&] {
+          const auto ui = static_cast<std::size_t>(i);
+          const auto t = static_cast<std::size_t>(tid_[ui]);
+          const I* sc = tcol_[t].data() + at_[ui];
+          const std::int64_t* sp = tpos_[t].data() + at_[ui];
+          const std::int64_t m = count_[ui];
+          const auto at = static_cast<std::size_t>(indptr[ui]);
+          const std::int64_t u = nodes_[ui];
+          LI* oi = indices.data() + at;
+          LW* ow = want_w ? weights.data() + at : nullptr;
+          std::int64_t k = 0;
+          auto put = [&](std::int32_t l, std::int64_t j) {  // local column l, kept entry j
+            oi[k] = static_cast<LI>(l);
+            if (want_w) {
+              if constexpr (std::is_invocable_v<ValueFn&, std::int64_t, std::int64_t, std::int64_t,
+                                                std::int64_t, std::int64_t>)
+                ow[k] = value(sp[j], u, static_cast<std::int64_t>(sc[j]), i,
+                              static_cast<std::int64_t>(l));
+              else
+                ow[k] = value(sp[j], u, static_cast<std::int64_t>(sc[j]));
+            }
+            ++k;
+          };
+          auto local = [&](std::int64_t j) -> std::int32_t {
+            const auto c = static_cast<std::uint64_t>(sc[j]);
+            if (!two_runs) return map_[c];
+            const std::int32_t r =
+                wrank_[c >> 6] +
+                detail::popcount64(bits_[c >> 6] & ((std::uint64_t{1} << (c & 63)) - 1));
+            return perm_.empty() ? r : perm_[static_cast<std::size_t>(r)];
+          };
+          if (ordered_[ui] && two_runs) {
+            // Within each run, local order = global order: a stable partition sorts the row.
+            // Branch-free: the local ids first (independent lookups the core overlaps), then
+            // the order (first run, then second), then the writes.
+            const auto um = static_cast<std::size_t>(m);
+            if (loc.size() < um + 1) {
+              loc.resize(std::max(um + 1, 2 * loc.size()));
+              take.resize(loc.size());
+            }
+            for (std::int64_t j = 0; j < m; ++j) loc[static_cast<std::size_t>(j)] = local(j);
+            if (split == n) {  // one run (sorted nodes): the row is in local order already
+              for (std::int64_t j = 0; j < m; ++j) put(loc[static_cast<std::size_t>(j)], j);
+              return;
+            }
+            std::int64_t q = 0;
+            for (std::int64_t j = 0; j < m; ++j) {
+              take[static_cast<std::size_t>(q)] = j;
+              q += loc[static_cast<std::size_t>(j)] < split;
+            }
+            for (std::int64_t j = 0; j < m; ++j) {
+              take[static_cast<std::size_t>(q)] = j;
+              q += loc[static_cast<std::size_t>(j)] >= split;
+            }
+            for (std::size_t p = 0; p < um; ++p)
+              put(loc[static_cast<std::size_t>(take[p])], take[p]);
+          } else {
+            tmp.clear();
+            for (std::int64_t j = 0; j < m; ++j) tmp.emplace_back(local(j), j);
+            std::stable_sort(tmp.begin(), tmp.end(),
+                             [](const auto& x, const auto& y) { return x.first < y.first; });
+            for (const auto& [l, j] : tmp) put(l, j);
           }
-          ++k;
-        };
-        auto local = [&](std::int64_t j) -> std::int32_t {
-          const auto c = static_cast<std::uint64_t>(sc[j]);
-          if (!two_runs) return map_[c];
-          const std::int32_t r =
-              wrank_[c >> 6] +
-              detail::popcount64(bits_[c >> 6] & ((std::uint64_t{1} << (c & 63)) - 1));
-          return perm_.empty() ? r : perm_[static_cast<std::size_t>(r)];
-        };
-        if (ordered_[ui] && two_runs) {
-          // Within each run, local order = global order: a stable partition sorts the row.
-          // Branch-free: the local ids first (independent lookups the core overlaps), then
-          // the order (first run, then second), then the writes.
-          const auto um = static_cast<std::size_t>(m);
-          if (loc.size() < um + 1) {
-            loc.resize(std::max(um + 1, 2 * loc.size()));
-            take.resize(loc.size());
-          }
-          for (std::int64_t j = 0; j < m; ++j) loc[static_cast<std::size_t>(j)] = local(j);
-          if (split == n) {  // one run (sorted nodes): the row is in local order already
-            for (std::int64_t j = 0; j < m; ++j) put(loc[static_cast<std::size_t>(j)], j);
-            continue;
-          }
-          std::int64_t q = 0;
-          for (std::int64_t j = 0; j < m; ++j) {
-            take[static_cast<std::size_t>(q)] = j;
-            q += loc[static_cast<std::size_t>(j)] < split;
-          }
-          for (std::int64_t j = 0; j < m; ++j) {
-            take[static_cast<std::size_t>(q)] = j;
-            q += loc[static_cast<std::size_t>(j)] >= split;
-          }
-          for (std::size_t p = 0; p < um; ++p) put(loc[static_cast<std::size_t>(take[p])], take[p]);
-        } else {
-          tmp.clear();
-          for (std::int64_t j = 0; j < m; ++j) tmp.emplace_back(local(j), j);
-          std::stable_sort(tmp.begin(), tmp.end(),
-                           [](const auto& x, const auto& y) { return x.first < y.first; });
-          for (const auto& [l, j] : tmp) put(l, j);
-        }
-      }
+        });
     }
     clear();
+    failure.rethrow();
   }
 
   /// The graph this extractor reads.
