@@ -57,6 +57,12 @@ inline int popcount64(std::uint64_t x) {
 
 /// Extracts induced subgraphs of one graph, one after another (not thread-safe itself; its
 /// passes are OpenMP-parallel over rows). Keep one per graph and reuse it across calls.
+///
+/// Precondition: `g` is a valid CSR (`g.validate()` passes). The scan uses every column id
+/// of the rows it reads as an index into an N-bit bitmap without checking it (a check per
+/// entry would cost the scan; validating in the constructor would cost O(nnz) per
+/// extractor). Validate untrusted graphs once yourself: `materialize` and `induced_subgraph`
+/// do.
 template <class I, class O, class W>
 class subgraph_extractor {
  public:
@@ -242,6 +248,16 @@ class subgraph_extractor {
     IBMB_EXPECTS(weights.empty() || static_cast<std::int64_t>(weights.size()) == total_,
                  "subgraph_extractor: weights has ", weights.size(), " slots for ", total_,
                  " entries");
+    // Offsets go up to total_, local ids up to n - 1: both must fit LI.
+    constexpr auto li_max = static_cast<std::uint64_t>(std::numeric_limits<LI>::max());
+    if (static_cast<std::uint64_t>(total_) > li_max)
+      throw out_of_range(detail::concat("subgraph_extractor: the subgraph has ", total_,
+                                        " entries; the ", sizeof(LI) * 8,
+                                        "-bit local index type holds at most ", li_max));
+    if (total_ > 0 && static_cast<std::uint64_t>(n - 1) > li_max)
+      throw out_of_range(detail::concat("subgraph_extractor: the subgraph has ", n, " nodes; the ",
+                                        sizeof(LI) * 8, "-bit local index type holds ids up to ",
+                                        li_max));
     indptr[0] = 0;
     for (std::int64_t i = 0; i < n; ++i)
       indptr[static_cast<std::size_t>(i) + 1] =
@@ -359,10 +375,15 @@ class subgraph_extractor {
 };
 
 /// The subgraph of `g` induced by `nodes` (local id i = nodes[i]) as a new CSR with int64
-/// local ids; weights from `g` (none when `g` is unweighted).
+/// local ids; weights from `g` (none when `g` is unweighted). Validates `g` first
+/// (`ibmb::format_error` naming the first bad entry), then extracts: O(nnz + N / 64) per call;
+/// for many subgraphs of one graph keep a `subgraph_extractor`.
 template <class I, class O, class W>
 csr_graph<std::int64_t, std::int64_t, W> induced_subgraph(csr_view<I, O, W> g,
                                                           std::span<const I> nodes) {
+  IBMB_EXPECTS(g.num_rows == g.num_cols, "induced_subgraph: the graph is ", g.num_rows, " x ",
+               g.num_cols, " (expected square)");
+  g.validate();  // the scan indexes the membership bitmap by column id
   subgraph_extractor<I, O, W> ex(g);
   const auto m = ex.scan(nodes);
   csr_graph<std::int64_t, std::int64_t, W> s;
