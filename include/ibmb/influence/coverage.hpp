@@ -71,6 +71,13 @@ coverage_stats influence_coverage(const batch_plan<I>& plan, csr_view<I, O, W> p
   IBMB_EXPECTS(static_cast<std::size_t>(ppr.num_rows) == row_output.size(),
                "influence_coverage: ", ppr.num_rows, " PPR rows but ", row_output.size(),
                " row outputs");
+  // The shape first (an empty indptr with rows, short or inconsistent arrays index out of
+  // bounds below): one parallel pass over the entries, no more than the rows read below.
+  try {
+    ppr.validate();
+  } catch (const format_error& e) {
+    throw invalid_argument(detail::concat("influence_coverage: the PPR matrix: ", e.what()));
+  }
   IBMB_EXPECTS(ppr.has_weights() || ppr.num_edges() == 0,
                "influence_coverage: the PPR rows carry no values");
   const auto N = static_cast<std::int64_t>(ppr.num_cols);
