@@ -3,8 +3,10 @@
 // seeds and thread counts.
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <random>
 #include <set>
+#include <span>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -184,4 +186,17 @@ TEST_CASE("cluster_plan: batches are METIS parts with outputs, empty parts skipp
   std::sort(got.begin(), got.end());
   REQUIRE(got == o2);
   REQUIRE(pl == cluster_plan(h.view(), o2, p));
+}
+
+TEST_CASE("cluster_plan: imbalance 1.0 is clamped to METIS's smallest step", "[baselines]") {
+  const auto h = random_graph(300, 900, 9);
+  const auto outs = every_kth(300, 3);
+  cluster_plan_params p;
+  p.parts = 4;
+  p.imbalance = 1.0;
+  batch_plan<std::int64_t> plan;
+  REQUIRE_NOTHROW(plan = cluster_plan(h.view(), outs, p));
+  plan.validate(300);
+  p.imbalance = 1.001;
+  REQUIRE(plan == cluster_plan(h.view(), outs, p));
 }

@@ -24,6 +24,8 @@ namespace ibmb {
 struct cluster_plan_params {
   std::int32_t parts = 2;  ///< METIS parts over all nodes
   std::int64_t seed = 0;   ///< METIS_OPTION_SEED
+  /// As `partition_params::imbalance`: in [1, 10], rounded to METIS's 1/1000 steps, minimum
+  /// 1.001 (1.0 means 1.001).
   double imbalance = 1.03;
 };
 
