@@ -51,6 +51,7 @@ namespace detail {
 
 template <class I>
 void check_baseline_outputs(std::int64_t n, std::span<const I> outputs, const char* who) {
+  IBMB_EXPECTS(n >= 0, who, ": num_nodes = ", n, " is negative");
   std::vector<char> seen(static_cast<std::size_t>(n), 0);
   for (std::size_t i = 0; i < outputs.size(); ++i) {
     const I v = outputs[i];
@@ -61,6 +62,8 @@ void check_baseline_outputs(std::int64_t n, std::span<const I> outputs, const ch
     seen[static_cast<std::size_t>(v)] = 1;
   }
 }
+
+__extension__ using baseline_u128 = unsigned __int128;
 
 /// Seeded shuffle of the outputs cut into balanced batches, each sorted.
 template <class I>
@@ -74,7 +77,15 @@ std::vector<std::vector<I>> random_output_batches(std::span<const I> outputs,
   const std::int64_t nb = n / p.batch_size + (n % p.batch_size != 0);  // no n + size overflow
   std::vector<std::vector<I>> out(static_cast<std::size_t>(nb));
   for (std::int64_t b = 0; b < nb; ++b) {
-    const std::int64_t lo = n * b / nb, hi = n * (b + 1) / nb;
+    // floor(n * b / nb) as q * b + floor(r * b / nb) (n = q * nb + r): q * b <= n, and
+    // r * b < nb^2 is formed in 128 bits, so no product overflows for any n.
+    const std::int64_t q = n / nb, r = n % nb;
+    auto cut = [&](std::int64_t k) {
+      return q * k + static_cast<std::int64_t>(static_cast<baseline_u128>(r) *
+                                               static_cast<baseline_u128>(k) /
+                                               static_cast<baseline_u128>(nb));
+    };
+    const std::int64_t lo = cut(b), hi = cut(b + 1);
     out[static_cast<std::size_t>(b)].assign(order.begin() + lo, order.begin() + hi);
     std::sort(out[static_cast<std::size_t>(b)].begin(), out[static_cast<std::size_t>(b)].end());
   }
