@@ -302,6 +302,10 @@ batch_store materialize(const basic_dataset<I, O>& ds, const batch_plan<I>& plan
       ds.num_features, " features");
   IBMB_EXPECTS(ds.labels.empty() || ds.labels.size() == static_cast<std::size_t>(g.num_rows),
                "materialize: ", ds.labels.size(), " labels for ", g.num_rows, " nodes");
+  // Labels are -1 (unlabelled) or class ids: `verify_store` rejects anything else.
+  for (std::size_t i = 0; i < ds.labels.size(); ++i)
+    IBMB_EXPECTS(ds.labels[i] >= -1, "materialize: label of node ", i, " is ", ds.labels[i],
+                 " (expected -1 or a class id >= 0)");
   IBMB_EXPECTS(opt.params.method.size() < sizeof(store_format::header::method),
                "materialize: method name '", opt.params.method, "' is longer than ",
                sizeof(store_format::header::method) - 1, " bytes");

@@ -185,7 +185,7 @@ enum class section : std::uint32_t {
   batch_num_outputs = 3,  ///< int64 [B]
   node_ids = 4,           ///< int64 [total_nodes]: global ids, outputs first
   local_indptr = 5,       ///< int64 [total_nodes + B]: batch b's at node_ptr[b] + b, from 0
-  local_indices = 6,      ///< int64 [total_edges]: local column ids, sorted per row
+  local_indices = 6,      ///< int64 [total_edges]: local column ids, non-decreasing per row
   edge_weights = 7,       ///< float32 [total_edges]
   labels = 8,             ///< int64 [total_nodes] (empty without labels)
   features = 9,           ///< dtype [total_nodes x num_features] (empty when ids-only)
