@@ -608,3 +608,28 @@ TEST_CASE("verify_store: a label below -1 or not below num_classes is a format_e
   f.ds.labels[3] = -5;
   REQUIRE_THROWS_WITH(materialize(f.ds, f.plan), Catch::Contains("label of node 3 is -5"));
 }
+
+TEST_CASE("a default-constructed batch_store is empty and well defined", "[store]") {
+  const batch_store s;
+  REQUIRE(s.empty());
+  REQUIRE(s.num_batches() == 0);
+  REQUIRE(s.total_nodes() == 0);
+  REQUIRE(s.total_edges() == 0);
+  REQUIRE(s.num_features() == 0);
+  REQUIRE(s.num_classes() == 0);
+  REQUIRE_FALSE(s.has_labels());
+  REQUIRE_FALSE(s.ids_only());
+  REQUIRE(s.dtype() == feature_dtype::none);
+  REQUIRE(s.sections().empty());
+  REQUIRE(s.image().empty());
+  REQUIRE(s.section_bytes(store_format::section::labels).empty());
+  REQUIRE(s.node_ptr().empty());
+  REQUIRE_THROWS_AS(s.batch(0), out_of_range);
+  REQUIRE_THROWS_AS(s.hdr(), invalid_argument);
+  REQUIRE_THROWS_AS(s.norm(), invalid_argument);
+  REQUIRE_THROWS_AS(s.params(), invalid_argument);
+  REQUIRE_THROWS_AS(summarize(s), invalid_argument);
+  REQUIRE(store_plan(s).num_batches() == 0);
+  REQUIRE_THROWS_AS(label_distance_matrix(s), invalid_argument);
+  REQUIRE_THROWS_AS(save_store(s, test::scratch_dir("store_empty") / "e.ibmb"), invalid_argument);
+}

@@ -435,7 +435,9 @@ inline verify_report verify_store(const std::filesystem::path& path) {
 }
 
 /// Per-batch counts (min/mean/max), totals, bytes per section and the recorded parameters.
+/// Throws `ibmb::invalid_argument` for an empty (default-constructed) store.
 inline store_summary summarize(const batch_store& s) {
+  IBMB_EXPECTS(!s.empty(), "summarize: the store is empty (default-constructed)");
   store_summary r;
   const auto& h = s.hdr();
   r.num_batches = static_cast<std::int64_t>(h.num_batches);
@@ -478,7 +480,8 @@ inline store_summary summarize(const batch_store& s) {
 }
 
 /// The plan a store was materialized from (outputs and nodes of every batch, sorted), so
-/// that plan-level tools (influence coverage, schedules) work on stored batches too.
+/// that plan-level tools (influence coverage, schedules) work on stored batches too. An
+/// empty (default-constructed) store gives an empty plan.
 inline batch_plan<std::int64_t> store_plan(const batch_store& s) {
   batch_plan<std::int64_t> plan;
   std::vector<std::int64_t> outs, nodes;
