@@ -633,3 +633,27 @@ TEST_CASE("a default-constructed batch_store is empty and well defined", "[store
   REQUIRE_THROWS_AS(label_distance_matrix(s), invalid_argument);
   REQUIRE_THROWS_AS(save_store(s, test::scratch_dir("store_empty") / "e.ibmb"), invalid_argument);
 }
+
+TEST_CASE("materialize rejects unknown enum codes and features it does not have", "[store]") {
+  auto f = make_fixture(20, 2, 4, true);
+  materialize_options o;
+  o.features = static_cast<feature_dtype>(7);
+  REQUIRE_THROWS_AS(materialize(f.ds, f.plan, o), invalid_argument);
+  REQUIRE_THROWS_WITH(materialize(f.ds, f.plan, o), Catch::Contains("feature dtype code 7"));
+  o = {};
+  o.norm = static_cast<normalization>(5);
+  REQUIRE_THROWS_AS(materialize(f.ds, f.plan, o), invalid_argument);
+  REQUIRE_THROWS_WITH(materialize(f.ds, f.plan, o), Catch::Contains("normalization code 5"));
+  // num_features > 0 without feature values: the header would claim features it lacks.
+  o = {};
+  f.ds.features.clear();
+  REQUIRE_THROWS_AS(materialize(f.ds, f.plan, o), invalid_argument);
+  REQUIRE_THROWS_WITH(materialize(f.ds, f.plan, o),
+                      Catch::Contains("declares 5 features") && Catch::Contains("no feature"));
+  // ids-only stores do not need them; nor does a dataset without features.
+  o.ids_only = true;
+  REQUIRE_NOTHROW(materialize(f.ds, f.plan, o));
+  o.ids_only = false;
+  f.ds.num_features = 0;
+  REQUIRE_NOTHROW(materialize(f.ds, f.plan, o));
+}
