@@ -3,8 +3,10 @@
 // seeds and thread counts.
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <random>
 #include <set>
+#include <span>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -184,4 +186,39 @@ TEST_CASE("cluster_plan: batches are METIS parts with outputs, empty parts skipp
   std::sort(got.begin(), got.end());
   REQUIRE(got == o2);
   REQUIRE(pl == cluster_plan(h.view(), o2, p));
+}
+
+TEST_CASE("cluster_plan: imbalance 1.0 is clamped to METIS's smallest step", "[baselines]") {
+  const auto h = random_graph(300, 900, 9);
+  const auto outs = every_kth(300, 3);
+  cluster_plan_params p;
+  p.parts = 4;
+  p.imbalance = 1.0;
+  batch_plan<std::int64_t> plan;
+  REQUIRE_NOTHROW(plan = cluster_plan(h.view(), outs, p));
+  plan.validate(300);
+  p.imbalance = 1.001;
+  REQUIRE(plan == cluster_plan(h.view(), outs, p));
+}
+
+TEST_CASE("random_output_plan: a negative node count is an invalid_argument", "[baselines]") {
+  const std::vector<std::int64_t> outs = {0, 1};
+  random_plan_params p;
+  p.batch_size = 1;
+  REQUIRE_THROWS_AS(random_output_plan(-1, std::span<const std::int64_t>(outs), p),
+                    ibmb::invalid_argument);
+  REQUIRE_THROWS_WITH(random_output_plan(-1, std::span<const std::int64_t>(outs), p),
+                      Catch::Contains("num_nodes = -1"));
+  REQUIRE_THROWS_AS(random_output_plan(std::numeric_limits<std::int64_t>::min(),
+                                       std::span<const std::int64_t>(outs), p),
+                    ibmb::invalid_argument);
+  // the balanced cut points are unchanged by the overflow-free formula
+  const auto ids = every_kth(1000, 1);
+  for (std::int64_t bs : {1, 3, 7, 1000}) {
+    p.batch_size = bs;
+    const auto plan = random_output_plan(1000, std::span<const std::int64_t>(ids), p);
+    const auto nb = static_cast<std::int64_t>(plan.num_batches());
+    for (std::int64_t b = 0; b <= nb; ++b)
+      REQUIRE(plan.output_ptr[static_cast<std::size_t>(b)] == 1000 * b / nb);
+  }
 }

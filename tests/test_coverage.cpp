@@ -186,3 +186,39 @@ TEST_CASE("coverage: random plans match a brute-force sum, percentiles, threads"
   for (std::size_t i = 0; i < ca.per_output.size(); ++i)
     REQUIRE(ca.per_output[i] == Approx(c.per_output[i]).margin(0.02));
 }
+
+TEST_CASE("coverage: a malformed PPR matrix is an invalid_argument, not a crash", "[coverage]") {
+  batch_plan<std::int64_t> plan;
+  plan.push_batch(std::vector<std::int64_t>{0}, std::vector<std::int64_t>{0, 1});
+  const std::vector<std::int64_t> row_out = {0};
+  // One row but an empty indptr: reading row 0 would index past it.
+  {
+    const csr_view<std::int64_t, std::int64_t, float> v(1, 3, std::span<const std::int64_t>{},
+                                                        std::span<const std::int64_t>{},
+                                                        std::span<const float>{});
+    REQUIRE_THROWS_AS(influence_coverage(plan, v, std::span<const std::int64_t>(row_out)),
+                      invalid_argument);
+    REQUIRE_THROWS_WITH(influence_coverage(plan, v, std::span<const std::int64_t>(row_out)),
+                        Catch::Contains("influence_coverage") && Catch::Contains("indptr"));
+  }
+  // indptr claims more entries than there are
+  {
+    const std::vector<std::int64_t> ip = {0, 5}, idx = {0, 1};
+    const std::vector<float> val = {0.5f, 0.5f};
+    const csr_view<std::int64_t, std::int64_t, float> v(1, 3, std::span<const std::int64_t>(ip),
+                                                        std::span<const std::int64_t>(idx),
+                                                        std::span<const float>(val));
+    REQUIRE_THROWS_AS(influence_coverage(plan, v, std::span<const std::int64_t>(row_out)),
+                      invalid_argument);
+  }
+  // a well-formed one works
+  {
+    const std::vector<std::int64_t> ip = {0, 2}, idx = {0, 2};
+    const std::vector<float> val = {0.75f, 0.25f};
+    const csr_view<std::int64_t, std::int64_t, float> v(1, 3, std::span<const std::int64_t>(ip),
+                                                        std::span<const std::int64_t>(idx),
+                                                        std::span<const float>(val));
+    const auto c = influence_coverage(plan, v, std::span<const std::int64_t>(row_out));
+    REQUIRE(c.per_output.at(0) == Approx(0.75));
+  }
+}

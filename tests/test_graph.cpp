@@ -193,6 +193,40 @@ TEST_CASE("node counts beyond the int32 range are refused for int32 indices",
       Catch::Contains("32-bit"));
 }
 
+TEST_CASE("entry counts beyond a narrow offset type throw instead of wrapping",
+          "[graph][build][bad-input]") {
+  // 70000 edges on 100 nodes: the per-row counts and their sum exceed int16.
+  std::vector<std::int64_t> s(70000), d(70000);
+  for (std::size_t e = 0; e < s.size(); ++e) {
+    s[e] = static_cast<std::int64_t>(e % 100);
+    d[e] = static_cast<std::int64_t>((e / 100) % 100);
+  }
+  REQUIRE_THROWS_AS((coo_to_csr<std::int16_t, std::int16_t, float>(100, sp(s), sp(d))),
+                    ibmb::out_of_range);
+  REQUIRE_THROWS_WITH(
+      (coo_to_csr<std::int16_t, std::int16_t, float>(100, sp(s), sp(d))),
+      Catch::Contains("70000") && Catch::Contains("16-bit offset") && Catch::Contains("32767"));
+  // All in one row: the row's own count exceeds int16.
+  std::vector<std::int64_t> zero(40000, 0), col(40000);
+  for (std::size_t e = 0; e < col.size(); ++e) col[e] = static_cast<std::int64_t>(e % 100);
+  REQUIRE_THROWS_AS((coo_to_csr<std::int16_t, std::int16_t, float>(100, sp(zero), sp(col))),
+                    ibmb::out_of_range);
+
+  // 32700 edges fit int16, the 100 added self-loops do not.
+  std::vector<std::int64_t> s2, d2;
+  for (std::int64_t e = 0; e < 32700; ++e) {
+    const std::int64_t a = e % 100, b = (a + 1 + (e / 100) % 99) % 100;  // never a == b
+    s2.push_back(a);
+    d2.push_back(b);
+  }
+  REQUIRE_NOTHROW((coo_to_csr<std::int16_t, std::int16_t, float>(100, sp(s2), sp(d2))));
+  build_options loops;
+  loops.self_loops = self_loop_policy::add;
+  REQUIRE_THROWS_WITH((coo_to_csr<std::int16_t, std::int16_t, float>(
+                          100, sp(s2), sp(d2), std::span<const float>{}, loops)),
+                      Catch::Contains("32800") && Catch::Contains("16-bit offset"));
+}
+
 TEMPLATE_TEST_CASE("validate names the first bad row, position and value",
                    "[graph][csr][bad-input]", std::int32_t, std::int64_t) {
   using I = TestType;
@@ -272,6 +306,58 @@ TEMPLATE_TEST_CASE("normalization matches dense arithmetic", "[graph][normalize]
   }
   REQUIRE(parse_normalization("row") == normalization::row);
   REQUIRE_THROWS_AS(parse_normalization("rows"), ibmb::invalid_argument);
+}
+
+TEST_CASE("normalized_weights rejects NaN, infinite and negative weights, naming the entry",
+          "[graph][normalize][bad-input]") {
+  auto g = test::two_cliques_with_isolated<std::int64_t, std::int64_t, float>(4);
+  g.weights.assign(g.indices.size(), 1.0f);
+  REQUIRE_NOTHROW(normalized_weights(g.view(), normalization::row));
+  // Entry 5: row 1 (rows 0..3 form a 4-clique, three entries each).
+  const std::size_t p = 5;
+  const auto col = g.indices[p];
+  for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                    -std::numeric_limits<float>::infinity(), -0.5f}) {
+    g.weights.assign(g.indices.size(), 1.0f);
+    g.weights[p] = bad;
+    g.weights.back() = -1.0f;  // a later bad entry: the message names the first
+    CAPTURE(bad);
+    for (auto kind : {normalization::none, normalization::row, normalization::symmetric}) {
+      CAPTURE(to_string(kind));
+      REQUIRE_THROWS_AS(normalized_weights(g.view(), kind), ibmb::invalid_argument);
+      REQUIRE_THROWS_WITH(normalized_weights(g.view(), kind),
+                          Catch::Contains("normalized_weights") && Catch::Contains("entry 5") &&
+                              Catch::Contains("row 1") &&
+                              Catch::Contains("column " + std::to_string(col)));
+    }
+    REQUIRE_THROWS_AS(normalization_scales(g.view(), normalization::row), ibmb::invalid_argument);
+  }
+  g.weights.assign(g.indices.size(), 1.0f);
+  g.weights[p] = -2.0f;
+  REQUIRE_THROWS_WITH(normalized_weights(g.view(), normalization::row), Catch::Contains("-2"));
+  g.weights[p] = 0.0f;  // zero is a weight like any other
+  REQUIRE_NOTHROW(normalized_weights(g.view(), normalization::symmetric));
+  // The same answer for any thread count.
+  g.weights[p] = -1.0f;
+  std::string one, two;
+  {
+    scoped_threads t(1);
+    REQUIRE_THROWS(normalized_weights(g.view(), normalization::row));
+    try {
+      (void)normalized_weights(g.view(), normalization::row);
+    } catch (const ibmb::invalid_argument& e) {
+      one = e.what();
+    }
+  }
+  {
+    scoped_threads t(2);
+    try {
+      (void)normalized_weights(g.view(), normalization::row);
+    } catch (const ibmb::invalid_argument& e) {
+      two = e.what();
+    }
+  }
+  REQUIRE(one == two);
 }
 
 TEST_CASE("edge_index_to_csr reads a 2 x E array", "[graph][build]") {

@@ -2,19 +2,24 @@
 // checkpoints) and the history plan (halo, edge block, budget).
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
 #include <span>
+#include <stdexcept>
 #include <vector>
 
 #include <catch2/catch.hpp>
 
 #include "fixtures.hpp"
 #include "ibmb/batch/plan.hpp"
+#include "ibmb/core/crc32.hpp"
 #include "ibmb/graph/build.hpp"
 #include "ibmb/graph/normalize.hpp"
 #include "ibmb/history/plan.hpp"
@@ -255,6 +260,71 @@ TEST_CASE("history checkpoint: round trip is byte-identical, damage is a format_
   write(longer);
   REQUIRE_THROWS_WITH(load_history(f2), Catch::Contains("trailing"));
   REQUIRE_THROWS_AS(load_history(dir / "missing"), io_error);
+}
+
+TEST_CASE("history checkpoint: a forged shape is a format_error before any table is allocated",
+          "[history]") {
+  const auto dir = test::scratch_dir("history_forged");
+  const std::int64_t n = 50;
+  history_store s({n, {4, 2}, 2, std::vector<std::int64_t>{3, 9}, false});
+  const auto f1 = dir / "a.hist", f2 = dir / "b.hist";
+  save_history(s, f1);
+  const auto bytes = read_file(f1);
+  // dims[0] (the payload's first int64) patched to 2^24, the largest plausible width: the
+  // store would allocate 50 x 2^24 floats (3.2 GiB) for the table before reading it. Both
+  // checksums are recomputed, so only the size check can catch it.
+  auto forge = [&](std::int64_t dim0) {
+    auto b = bytes;
+    std::memcpy(b.data() + sizeof(history_format::header), &dim0, sizeof dim0);
+    history_format::header h;
+    std::memcpy(&h, b.data(), sizeof h);
+    h.payload_crc32 =
+        detail::crc32_update(0, b.data() + sizeof h, b.size() - sizeof(history_format::header));
+    h.header_crc32 = detail::crc32_update(0, &h, offsetof(history_format::header, header_crc32));
+    std::memcpy(b.data(), &h, sizeof h);
+    std::ofstream o(f2, std::ios::binary | std::ios::trunc);
+    o.write(b.data(), static_cast<std::streamsize>(b.size()));
+  };
+  forge(std::int64_t{1} << 24);
+  REQUIRE_THROWS_AS(load_history(f2), format_error);
+  REQUIRE_THROWS_WITH(load_history(f2), Catch::Contains(f2.string()) &&
+                                            Catch::Contains("header's shape") &&
+                                            Catch::Contains("16777216"));
+  forge(5);  // one more float per row than the payload holds
+  REQUIRE_THROWS_WITH(load_history(f2), Catch::Contains("header's shape"));
+  forge(4);  // the original value: loads again
+  REQUIRE(load_history(f2) == s);
+}
+
+TEST_CASE("history checkpoint: a store without ring nodes (empty sections) round-trips",
+          "[history]") {
+  // Empty sections (no ring nodes, no ring) go through take() with count 0.
+  const auto dir = test::scratch_dir("history_empty_sections");
+  history_store s({7, {3}, 0, std::nullopt, true});
+  const auto f = dir / "a.hist";
+  save_history(s, f);
+  REQUIRE(load_history(f) == s);
+}
+
+TEST_CASE("make_history_plan: an exception of the halo score function reaches the caller",
+          "[history]") {
+  std::mt19937_64 rng(8);
+  const std::int64_t n = 60;
+  const auto g = random_graph(rng, n, 0.08);
+  const auto plan = random_plan(rng, n, 6, 0.5, 0.05);
+  history_plan_params p;
+  p.num_layers = 2;
+  p.budget = {2};
+  p.priority = halo_priority::ppr;
+  p.threads = 2;
+  p.scores = [](std::size_t b, std::span<const std::int64_t>, std::span<const std::int64_t>,
+                std::span<double>) {
+    if (b >= 1) throw std::runtime_error("score function failed");
+  };
+  REQUIRE_THROWS_WITH(make_history_plan(g.view(), plan, p), "score function failed");
+  p.scores = [](std::size_t, std::span<const std::int64_t>, std::span<const std::int64_t>,
+                std::span<double>) { throw ibmb::invalid_argument("bad scores"); };
+  REQUIRE_THROWS_AS(make_history_plan(g.view(), plan, p), ibmb::invalid_argument);
 }
 
 TEST_CASE("history plan: halo, edge block and budget against brute force", "[history]") {

@@ -186,6 +186,27 @@ TEST_CASE("metis_partition: parts == 1, empty graph and bad arguments", "[metis]
                     invalid_argument);
 }
 
+TEST_CASE("metis_partition: imbalance 1.0 (below METIS's 1/1000 step) partitions fine", "[metis]") {
+  // round((1.0 - 1) * 1000) = 0 is a UFACTOR METIS rejects; the wrapper clamps it to 1.
+  const auto edges = random_connected(200, 300, 5);
+  const auto g = test::undirected(200, edges);
+  for (double imb : {1.0, 1.0004}) {
+    for (auto method : {partition_method::kway, partition_method::recursive}) {
+      CAPTURE(imb, method == partition_method::kway);
+      partition_params pp;
+      pp.parts = 4;
+      pp.method = method;
+      pp.imbalance = imb;
+      partition_result r;
+      REQUIRE_NOTHROW(r = metis_partition(g.view(), pp));
+      require_valid(r, 200, 4, true);
+      // the same partition as the smallest step METIS accepts
+      pp.imbalance = 1.001;
+      REQUIRE(metis_partition(g.view(), pp).part == r.part);
+    }
+  }
+}
+
 TEST_CASE("metis_partition: vertex weights", "[metis]") {
   const std::int64_t n = 40;
   const auto g = test::path_graph(n);

@@ -238,6 +238,64 @@ TEST_CASE("a reused workspace gives the rows of a fresh one, whatever came befor
   }
 }
 
+TEST_CASE("a graph modified in place needs invalidate before the workspace is reused", "[ppr]") {
+  // Same buffers, same N and entry count, different rows: prepare cannot see the change
+  // (it must stay O(1) for a reused workspace), invalidate makes the next prepare reset.
+  const std::int64_t n = 50;
+  auto g = preprocess(test::path_graph<std::int64_t, std::int64_t, float>(n));
+  const auto nnz = g.indices.size();
+  const auto* ptr_before = g.indptr.data();
+  const auto* idx_before = g.indices.data();
+  const push_params p{0.25, 1e-4, push_order::lifo};
+  push_workspace<std::int64_t, float> ws;
+  ppr_push(g.view(), 3, p, ws);
+  REQUIRE(ws.result() == ppr_push<float>(g.view(), 3, p));
+
+  // Rewrite in place: degrees 1, 2, 3, 4, 5, ... cycling, columns spread over the graph.
+  std::mt19937_64 rng(11);
+  std::int64_t at = 0;
+  for (std::int64_t v = 0; v < n; ++v) {
+    g.indptr[static_cast<std::size_t>(v)] = at;
+    const std::int64_t left = static_cast<std::int64_t>(nnz) - at;
+    const std::int64_t deg = v + 1 == n ? left : std::min<std::int64_t>(1 + v % 5, left);
+    std::vector<std::int64_t> cols;
+    for (std::int64_t k = 0; k < deg; ++k) cols.push_back(static_cast<std::int64_t>(rng() % n));
+    std::sort(cols.begin(), cols.end());
+    for (auto c : cols) g.indices[static_cast<std::size_t>(at++)] = c;
+  }
+  g.indptr[static_cast<std::size_t>(n)] = at;
+  REQUIRE(at == static_cast<std::int64_t>(nnz));
+  REQUIRE(g.indptr.data() == ptr_before);
+  REQUIRE(g.indices.data() == idx_before);
+  g.view().validate();
+
+  ws.invalidate();
+  for (std::int64_t s : {3, 17, 3, 42}) {
+    INFO("source " << s);
+    ppr_push(g.view(), s, p, ws);
+    REQUIRE(ws.result() == ppr_push<float>(g.view(), s, p));
+  }
+}
+
+TEST_CASE("a workspace reused on an unchanged graph gives identical rows", "[ppr]") {
+  auto g = preprocess(test::path_graph<std::int64_t, std::int64_t, float>(300));
+  const push_params p{0.2, 1e-5, push_order::fifo};
+  push_workspace<std::int64_t, float> ws;
+  std::vector<sparse_row<std::int64_t, float>> first;
+  for (std::int64_t s : {0, 150, 299}) {
+    ppr_push(g.view(), s, p, ws);
+    first.push_back(ws.result());
+  }
+  for (int round = 0; round < 2; ++round) {
+    if (round == 1) ws.invalidate();  // a forced reset changes nothing either
+    std::size_t i = 0;
+    for (std::int64_t s : {0, 150, 299}) {
+      ppr_push(g.view(), s, p, ws);
+      REQUIRE(ws.result() == first[i++]);
+    }
+  }
+}
+
 TEST_CASE("push rejects an alpha * eps that would round the thresholds to 0", "[ppr]") {
   // Before this check, float thresholds of 0 let a node requeue itself forever on a residual
   // that had underflowed to 0 (a hang). Double still has the range for it.

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -12,6 +13,7 @@
 #include <random>
 #include <set>
 #include <span>
+#include <string>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -19,7 +21,9 @@
 #include "fixtures.hpp"
 #include "ibmb/batch/materialize.hpp"
 #include "ibmb/batch/plan.hpp"
+#include "ibmb/batch/schedule.hpp"
 #include "ibmb/batch/store.hpp"
+#include "ibmb/core/crc32.hpp"
 #include "ibmb/core/file.hpp"
 #include "ibmb/core/parallel.hpp"
 
@@ -95,6 +99,21 @@ std::vector<char> slurp(const std::filesystem::path& p) { return read_file(p); }
 void spit(const std::filesystem::path& p, const std::vector<char>& b) {
   std::ofstream o(p, std::ios::binary | std::ios::trunc);
   o.write(b.data(), static_cast<std::streamsize>(b.size()));
+}
+
+/// Recomputes every section's crc32, the table's and the header's after a test patched
+/// the payload of `b` (a store image), so only the structural checks can catch the patch.
+void reseal(std::vector<char>& b) {
+  store_format::header h;
+  std::memcpy(&h, b.data(), sizeof h);
+  std::vector<store_format::section_entry> tab(h.num_sections);
+  std::memcpy(tab.data(), b.data() + h.table_offset, tab.size() * sizeof(tab[0]));
+  for (auto& e : tab)
+    e.crc32 = detail::crc32_update(0, b.data() + e.offset, static_cast<std::size_t>(e.bytes));
+  std::memcpy(b.data() + h.table_offset, tab.data(), tab.size() * sizeof(tab[0]));
+  h.table_crc32 = detail::crc32_update(0, tab.data(), tab.size() * sizeof(tab[0]));
+  h.header_crc32 = detail::crc32_update(0, &h, offsetof(store_format::header, header_crc32));
+  std::memcpy(b.data(), &h, sizeof h);
 }
 
 }  // namespace
@@ -501,4 +520,140 @@ TEST_CASE("materialize rejects a plan that does not fit the dataset", "[store]")
   materialize_options o;
   o.params.method = std::string(40, 'x');
   REQUIRE_THROWS_AS(materialize(f.ds, f.plan, o), invalid_argument);
+}
+
+TEST_CASE("store of a multigraph: materialize, save and verify_store accept repeated columns",
+          "[store]") {
+  // coo_to_csr keeps repeated (row, column) entries by default; the extraction keeps them in
+  // order, so a batch's local columns are non-decreasing with repeats.
+  const std::vector<std::int64_t> src = {0, 0, 0, 1, 1, 2, 2, 3, 3, 3};
+  const std::vector<std::int64_t> dst = {1, 1, 2, 0, 0, 3, 0, 2, 2, 1};
+  dataset ds;
+  ds.name = "multigraph";
+  ds.graph = coo_to_csr<std::int64_t, std::int64_t, float>(4, std::span<const std::int64_t>(src),
+                                                           std::span<const std::int64_t>(dst));
+  ds.num_features = 2;
+  ds.features = {0, 1, 2, 3, 4, 5, 6, 7};
+  ds.labels = {0, 1, -1, 1};
+  batch_plan<std::int64_t> plan;
+  plan.push_batch(std::vector<std::int64_t>{0, 3}, std::vector<std::int64_t>{0, 1, 2, 3});
+  plan.push_batch(std::vector<std::int64_t>{1, 2}, std::vector<std::int64_t>{0, 1, 2});
+  const auto st = materialize(ds, plan);
+  bool repeats = false;
+  for (std::size_t b = 0; b < st.num_batches(); ++b) {
+    const auto v = st.batch(b);
+    for (std::int64_t r = 0; r < v.graph.num_rows; ++r) {
+      const auto c = v.graph.neighbors(r);
+      REQUIRE(std::is_sorted(c.begin(), c.end()));
+      repeats |= std::adjacent_find(c.begin(), c.end()) != c.end();
+    }
+  }
+  REQUIRE(repeats);
+  const auto dir = test::scratch_dir("store_multigraph");
+  save_store(st, dir / "m.ibmb");
+  REQUIRE_NOTHROW(verify_store(dir / "m.ibmb"));
+  load_options lo;
+  lo.verify_batches = true;
+  REQUIRE_NOTHROW(load_store(dir / "m.ibmb", lo));
+
+  // A decreasing pair is still an error, naming the batch, row and position.
+  auto bytes = slurp(dir / "m.ibmb");
+  const auto& idx = st.sections()[5];
+  const auto v0 = st.batch(0);
+  std::int64_t row = -1;
+  for (std::int64_t r = 0; r < v0.graph.num_rows && row < 0; ++r)
+    if (v0.graph.degree(r) >= 2 && v0.graph.neighbors(r)[0] != v0.graph.neighbors(r)[1]) row = r;
+  REQUIRE(row >= 0);
+  const auto p0 = static_cast<std::size_t>(v0.graph.indptr[static_cast<std::size_t>(row)]);
+  std::int64_t a = 0, c = 0;
+  std::memcpy(&a, bytes.data() + idx.offset + p0 * 8, 8);
+  std::memcpy(&c, bytes.data() + idx.offset + (p0 + 1) * 8, 8);
+  std::memcpy(bytes.data() + idx.offset + p0 * 8, &c, 8);
+  std::memcpy(bytes.data() + idx.offset + (p0 + 1) * 8, &a, 8);
+  reseal(bytes);
+  spit(dir / "bad.ibmb", bytes);
+  REQUIRE_THROWS_WITH(verify_store(dir / "bad.ibmb"),
+                      Catch::Contains("local_indices") && Catch::Contains("batch 0") &&
+                          Catch::Contains("less than the previous column"));
+}
+
+TEST_CASE("verify_store: a label below -1 or not below num_classes is a format_error", "[store]") {
+  const auto dir = test::scratch_dir("store_labels");
+  auto f = make_fixture(40, 3, 21, true);
+  const auto st = materialize(f.ds, f.plan);
+  REQUIRE(st.has_labels());
+  REQUIRE(st.num_classes() == 4);
+  const auto good = dir / "good.ibmb";
+  save_store(st, good);
+  REQUIRE_NOTHROW(verify_store(good));
+  const auto bytes = slurp(good);
+  const auto& lab = st.sections()[7];
+  REQUIRE(st.node_ptr()[2] - st.node_ptr()[1] >= 2);
+  const auto at = static_cast<std::size_t>(st.node_ptr()[1]) + 1;  // batch 1, position 1
+  for (std::int64_t bad : {std::int64_t{4}, std::int64_t{-2}, std::int64_t{1} << 40}) {
+    CAPTURE(bad);
+    auto b = bytes;
+    std::memcpy(b.data() + lab.offset + at * 8, &bad, 8);
+    reseal(b);
+    spit(dir / "bad.ibmb", b);
+    REQUIRE_NOTHROW(load_store(dir / "bad.ibmb"));  // the payload is not read without checks
+    REQUIRE_THROWS_AS(verify_store(dir / "bad.ibmb"), format_error);
+    REQUIRE_THROWS_WITH(verify_store(dir / "bad.ibmb"),
+                        Catch::Contains((dir / "bad.ibmb").string()) &&
+                            Catch::Contains("section 'labels'") && Catch::Contains("batch 1") &&
+                            Catch::Contains("label " + std::to_string(bad)) &&
+                            Catch::Contains("[-1, 4)"));
+  }
+  // A label below -1 in the dataset is refused when materializing.
+  f.ds.labels[3] = -5;
+  REQUIRE_THROWS_WITH(materialize(f.ds, f.plan), Catch::Contains("label of node 3 is -5"));
+}
+
+TEST_CASE("a default-constructed batch_store is empty and well defined", "[store]") {
+  const batch_store s;
+  REQUIRE(s.empty());
+  REQUIRE(s.num_batches() == 0);
+  REQUIRE(s.total_nodes() == 0);
+  REQUIRE(s.total_edges() == 0);
+  REQUIRE(s.num_features() == 0);
+  REQUIRE(s.num_classes() == 0);
+  REQUIRE_FALSE(s.has_labels());
+  REQUIRE_FALSE(s.ids_only());
+  REQUIRE(s.dtype() == feature_dtype::none);
+  REQUIRE(s.sections().empty());
+  REQUIRE(s.image().empty());
+  REQUIRE(s.section_bytes(store_format::section::labels).empty());
+  REQUIRE(s.node_ptr().empty());
+  REQUIRE_THROWS_AS(s.batch(0), out_of_range);
+  REQUIRE_THROWS_AS(s.hdr(), invalid_argument);
+  REQUIRE_THROWS_AS(s.norm(), invalid_argument);
+  REQUIRE_THROWS_AS(s.params(), invalid_argument);
+  REQUIRE_THROWS_AS(summarize(s), invalid_argument);
+  REQUIRE(store_plan(s).num_batches() == 0);
+  REQUIRE_THROWS_AS(label_distance_matrix(s), invalid_argument);
+  REQUIRE_THROWS_AS(save_store(s, test::scratch_dir("store_empty") / "e.ibmb"), invalid_argument);
+}
+
+TEST_CASE("materialize rejects unknown enum codes and features it does not have", "[store]") {
+  auto f = make_fixture(20, 2, 4, true);
+  materialize_options o;
+  o.features = static_cast<feature_dtype>(7);
+  REQUIRE_THROWS_AS(materialize(f.ds, f.plan, o), invalid_argument);
+  REQUIRE_THROWS_WITH(materialize(f.ds, f.plan, o), Catch::Contains("feature dtype code 7"));
+  o = {};
+  o.norm = static_cast<normalization>(5);
+  REQUIRE_THROWS_AS(materialize(f.ds, f.plan, o), invalid_argument);
+  REQUIRE_THROWS_WITH(materialize(f.ds, f.plan, o), Catch::Contains("normalization code 5"));
+  // num_features > 0 without feature values: the header would claim features it lacks.
+  o = {};
+  f.ds.features.clear();
+  REQUIRE_THROWS_AS(materialize(f.ds, f.plan, o), invalid_argument);
+  REQUIRE_THROWS_WITH(materialize(f.ds, f.plan, o),
+                      Catch::Contains("declares 5 features") && Catch::Contains("no feature"));
+  // ids-only stores do not need them; nor does a dataset without features.
+  o.ids_only = true;
+  REQUIRE_NOTHROW(materialize(f.ds, f.plan, o));
+  o.ids_only = false;
+  f.ds.num_features = 0;
+  REQUIRE_NOTHROW(materialize(f.ds, f.plan, o));
 }

@@ -6,6 +6,7 @@
 #include <numeric>
 #include <random>
 #include <span>
+#include <stdexcept>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -174,4 +175,89 @@ TEST_CASE("subgraph_extractor is reusable and reports bad ids", "[subgraph]") {
       REQUIRE(static_cast<std::int64_t>(e) >= g.indptr[static_cast<std::size_t>(nodes[i])]);
       REQUIRE(static_cast<std::int64_t>(e) < g.indptr[static_cast<std::size_t>(nodes[i]) + 1]);
     }
+}
+
+TEST_CASE("subgraph_extractor: an exception of the value function reaches the caller",
+          "[subgraph]") {
+  const auto g = random_csr<std::int64_t>(300, 6, true, 5);
+  ibmb::scoped_threads th(2);
+  ibmb::subgraph_extractor ex(g.view());
+  std::vector<std::int64_t> nodes(300);
+  std::iota(nodes.begin(), nodes.end(), std::int64_t{0});
+  const auto m = ex.scan(std::span<const std::int64_t>(nodes));
+  REQUIRE(m > 0);
+  std::vector<std::int64_t> ip(nodes.size() + 1), idx(static_cast<std::size_t>(m));
+  std::vector<float> w(static_cast<std::size_t>(m));
+  REQUIRE_THROWS_WITH(
+      ex.write_with(std::span<std::int64_t>(ip), std::span<std::int64_t>(idx), std::span<float>(w),
+                    [](std::int64_t e, std::int64_t, std::int64_t) -> float {
+                      if (e >= 10) throw std::runtime_error("value function failed");
+                      return 1.0f;
+                    }),
+      "value function failed");
+  // The extractor was reset: the next subgraph is right.
+  std::vector<std::int64_t> some = {4, 90, 17, 250};
+  const auto m2 = ex.scan(std::span<const std::int64_t>(some));
+  ibmb::csr_graph<std::int64_t, std::int64_t, float> s;
+  s.num_rows = s.num_cols = static_cast<std::int64_t>(some.size());
+  s.indptr.resize(some.size() + 1);
+  s.indices.resize(static_cast<std::size_t>(m2));
+  s.weights.resize(static_cast<std::size_t>(m2));
+  ex.write(std::span<std::int64_t>(s.indptr), std::span<std::int64_t>(s.indices),
+           std::span<float>(s.weights));
+  check_equal<std::int64_t>(s, brute(g, some));
+}
+
+TEST_CASE("subgraph_extractor: entries beyond the local index type are out_of_range",
+          "[subgraph]") {
+  // A complete graph on 200 nodes: the subgraph of all of them has 40000 entries, more than
+  // int16 offsets hold.
+  const std::int64_t n = 200;
+  ibmb::csr_graph<std::int64_t, std::int64_t, float> g;
+  g.num_rows = g.num_cols = n;
+  g.indptr.push_back(0);
+  for (std::int64_t u = 0; u < n; ++u) {
+    for (std::int64_t v = 0; v < n; ++v) g.indices.push_back(v);
+    g.indptr.push_back(static_cast<std::int64_t>(g.indices.size()));
+  }
+  ibmb::subgraph_extractor ex(g.view());
+  std::vector<std::int64_t> nodes(static_cast<std::size_t>(n));
+  std::iota(nodes.begin(), nodes.end(), std::int64_t{0});
+  const auto m = ex.scan(std::span<const std::int64_t>(nodes));
+  REQUIRE(m == 40000);
+  std::vector<std::int16_t> ip(nodes.size() + 1), idx(static_cast<std::size_t>(m));
+  std::vector<float> w(static_cast<std::size_t>(m));
+  REQUIRE_THROWS_AS(
+      ex.write(std::span<std::int16_t>(ip), std::span<std::int16_t>(idx), std::span<float>(w)),
+      ibmb::out_of_range);
+  REQUIRE(ex.scan(std::span<const std::int64_t>(nodes)) == m);
+  REQUIRE_THROWS_WITH(
+      ex.write(std::span<std::int16_t>(ip), std::span<std::int16_t>(idx), std::span<float>(w)),
+      Catch::Contains("40000 entries") && Catch::Contains("16-bit") && Catch::Contains("32767"));
+  // 181 nodes: 32761 entries fit.
+  std::vector<std::int64_t> fewer(nodes.begin(), nodes.begin() + 181);
+  const auto m3 = ex.scan(std::span<const std::int64_t>(fewer));
+  REQUIRE(m3 == 181 * 181);
+  std::vector<std::int16_t> ip3(fewer.size() + 1), idx3(static_cast<std::size_t>(m3));
+  std::vector<float> w3(static_cast<std::size_t>(m3));
+  ex.write(std::span<std::int16_t>(ip3), std::span<std::int16_t>(idx3), std::span<float>(w3));
+  REQUIRE(ip3.back() == 181 * 181);
+  REQUIRE(idx3.back() == 180);
+}
+
+TEST_CASE("induced_subgraph validates the graph", "[subgraph]") {
+  // Column 500 in a 3-node graph would index the membership bitmap out of bounds.
+  ibmb::csr_graph<std::int64_t, std::int64_t, float> g;
+  g.num_rows = g.num_cols = 3;
+  g.indptr = {0, 1, 2, 3};
+  g.indices = {1, 500, 0};
+  const std::vector<std::int64_t> nodes = {0, 1, 2};
+  REQUIRE_THROWS_AS(ibmb::induced_subgraph(g.view(), std::span<const std::int64_t>(nodes)),
+                    ibmb::format_error);
+  REQUIRE_THROWS_WITH(ibmb::induced_subgraph(g.view(), std::span<const std::int64_t>(nodes)),
+                      Catch::Contains("column 500"));
+  g.indptr = {0, 1, 2};  // indptr too short for 3 rows
+  g.indices = {1, 0};
+  REQUIRE_THROWS_AS(ibmb::induced_subgraph(g.view(), std::span<const std::int64_t>(nodes)),
+                    ibmb::format_error);
 }

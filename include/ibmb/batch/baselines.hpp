@@ -24,6 +24,8 @@ namespace ibmb {
 struct cluster_plan_params {
   std::int32_t parts = 2;  ///< METIS parts over all nodes
   std::int64_t seed = 0;   ///< METIS_OPTION_SEED
+  /// As `partition_params::imbalance`: in [1, 10], rounded to METIS's 1/1000 steps, minimum
+  /// 1.001 (1.0 means 1.001).
   double imbalance = 1.03;
 };
 
@@ -49,6 +51,7 @@ namespace detail {
 
 template <class I>
 void check_baseline_outputs(std::int64_t n, std::span<const I> outputs, const char* who) {
+  IBMB_EXPECTS(n >= 0, who, ": num_nodes = ", n, " is negative");
   std::vector<char> seen(static_cast<std::size_t>(n), 0);
   for (std::size_t i = 0; i < outputs.size(); ++i) {
     const I v = outputs[i];
@@ -59,6 +62,8 @@ void check_baseline_outputs(std::int64_t n, std::span<const I> outputs, const ch
     seen[static_cast<std::size_t>(v)] = 1;
   }
 }
+
+__extension__ using baseline_u128 = unsigned __int128;
 
 /// Seeded shuffle of the outputs cut into balanced batches, each sorted.
 template <class I>
@@ -72,7 +77,15 @@ std::vector<std::vector<I>> random_output_batches(std::span<const I> outputs,
   const std::int64_t nb = n / p.batch_size + (n % p.batch_size != 0);  // no n + size overflow
   std::vector<std::vector<I>> out(static_cast<std::size_t>(nb));
   for (std::int64_t b = 0; b < nb; ++b) {
-    const std::int64_t lo = n * b / nb, hi = n * (b + 1) / nb;
+    // floor(n * b / nb) as q * b + floor(r * b / nb) (n = q * nb + r): q * b <= n, and
+    // r * b < nb^2 is formed in 128 bits, so no product overflows for any n.
+    const std::int64_t q = n / nb, r = n % nb;
+    auto cut = [&](std::int64_t k) {
+      return q * k + static_cast<std::int64_t>(static_cast<baseline_u128>(r) *
+                                               static_cast<baseline_u128>(k) /
+                                               static_cast<baseline_u128>(nb));
+    };
+    const std::int64_t lo = cut(b), hi = cut(b + 1);
     out[static_cast<std::size_t>(b)].assign(order.begin() + lo, order.begin() + hi);
     std::sort(out[static_cast<std::size_t>(b)].begin(), out[static_cast<std::size_t>(b)].end());
   }
@@ -139,43 +152,50 @@ batch_plan<I> khop_plan(csr_view<I, O, W> g, std::type_identity_t<std::span<cons
   const auto B = static_cast<std::int64_t>(batches.size());
   std::vector<std::vector<I>> nodes(batches.size());
   scoped_threads threads(p.threads);
+  // The per-thread N-sized stamps (and the per-batch lists) are allocated inside the region:
+  // a bad_alloc is carried out and rethrown below.
+  detail::region_failure failure;
 #pragma omp parallel
   {
-    std::vector<std::int64_t> stamp(static_cast<std::size_t>(N), -1);
+    std::vector<std::int64_t> stamp;
     std::vector<I> frontier, next, aux;
+    failure.run([&] { stamp.assign(static_cast<std::size_t>(N), -1); });
 #pragma omp for schedule(dynamic, 1)
-    for (std::int64_t b = 0; b < B; ++b) {
-      const auto& outs = batches[static_cast<std::size_t>(b)];
-      frontier.assign(outs.begin(), outs.end());
-      for (const I v : outs) stamp[static_cast<std::size_t>(v)] = b;
-      aux.clear();
-      for (std::int32_t h = 0; h < p.hops && !frontier.empty(); ++h) {
-        next.clear();
-        for (const I u : frontier)
-          for (const I v : g.neighbors(u))
-            if (stamp[static_cast<std::size_t>(v)] != b) {
-              stamp[static_cast<std::size_t>(v)] = b;
-              next.push_back(v);
-              aux.push_back(v);
-            }
-        frontier.swap(next);
-      }
-      std::sort(aux.begin(), aux.end());
-      const auto n_out = static_cast<std::int64_t>(outs.size());
-      if (p.max_nodes > 0 && n_out + static_cast<std::int64_t>(aux.size()) > p.max_nodes) {
-        const auto keep = static_cast<std::size_t>(std::max<std::int64_t>(0, p.max_nodes - n_out));
-        detail::splitmix64 rng{p.seed ^
-                               (0x9e3779b97f4a7c15ull * static_cast<std::uint64_t>(b + 1))};
-        for (std::size_t i = 0; i < keep; ++i)  // partial Fisher-Yates
-          std::swap(aux[i], aux[i + static_cast<std::size_t>(rng.below(aux.size() - i))]);
-        aux.resize(keep);
-      }
-      auto& nb = nodes[static_cast<std::size_t>(b)];
-      nb.assign(outs.begin(), outs.end());
-      nb.insert(nb.end(), aux.begin(), aux.end());
-      std::sort(nb.begin(), nb.end());
-    }
+    for (std::int64_t b = 0; b < B; ++b)
+      failure.run([&] {
+        const auto& outs = batches[static_cast<std::size_t>(b)];
+        frontier.assign(outs.begin(), outs.end());
+        for (const I v : outs) stamp[static_cast<std::size_t>(v)] = b;
+        aux.clear();
+        for (std::int32_t h = 0; h < p.hops && !frontier.empty(); ++h) {
+          next.clear();
+          for (const I u : frontier)
+            for (const I v : g.neighbors(u))
+              if (stamp[static_cast<std::size_t>(v)] != b) {
+                stamp[static_cast<std::size_t>(v)] = b;
+                next.push_back(v);
+                aux.push_back(v);
+              }
+          frontier.swap(next);
+        }
+        std::sort(aux.begin(), aux.end());
+        const auto n_out = static_cast<std::int64_t>(outs.size());
+        if (p.max_nodes > 0 && n_out + static_cast<std::int64_t>(aux.size()) > p.max_nodes) {
+          const auto keep =
+              static_cast<std::size_t>(std::max<std::int64_t>(0, p.max_nodes - n_out));
+          detail::splitmix64 rng{p.seed ^
+                                 (0x9e3779b97f4a7c15ull * static_cast<std::uint64_t>(b + 1))};
+          for (std::size_t i = 0; i < keep; ++i)  // partial Fisher-Yates
+            std::swap(aux[i], aux[i + static_cast<std::size_t>(rng.below(aux.size() - i))]);
+          aux.resize(keep);
+        }
+        auto& nb = nodes[static_cast<std::size_t>(b)];
+        nb.assign(outs.begin(), outs.end());
+        nb.insert(nb.end(), aux.begin(), aux.end());
+        std::sort(nb.begin(), nb.end());
+      });
   }
+  failure.rethrow();
   batch_plan<I> plan;
   for (std::size_t b = 0; b < batches.size(); ++b) plan.push_batch(batches[b], nodes[b]);
   return plan;

@@ -132,18 +132,22 @@ batch_plan<I> batchwise_large_plan(csr_view<I, O, W> g,
           static_cast<std::int64_t>(i);
   }
   std::vector<std::vector<I>> batch_nodes(parts);
+  detail::region_failure failure;  // a bad_alloc of a batch's list is rethrown after the region
 #pragma omp parallel for schedule(dynamic, 1)
-  for (std::int64_t p = 0; p < static_cast<std::int64_t>(parts); ++p) {
-    auto& nodes = batch_nodes[static_cast<std::size_t>(p)];
-    for (auto m = ptr[static_cast<std::size_t>(p)]; m < ptr[static_cast<std::size_t>(p) + 1]; ++m) {
-      const auto i = member[static_cast<std::size_t>(m)];
-      nodes.push_back(sorted[static_cast<std::size_t>(i)]);
-      const auto r = rows.row_indices(i);
-      nodes.insert(nodes.end(), r.begin(), r.end());
-    }
-    std::sort(nodes.begin(), nodes.end());
-    nodes.erase(std::unique(nodes.begin(), nodes.end()), nodes.end());
-  }
+  for (std::int64_t p = 0; p < static_cast<std::int64_t>(parts); ++p)
+    failure.run([&] {
+      auto& nodes = batch_nodes[static_cast<std::size_t>(p)];
+      for (auto m = ptr[static_cast<std::size_t>(p)]; m < ptr[static_cast<std::size_t>(p) + 1];
+           ++m) {
+        const auto i = member[static_cast<std::size_t>(m)];
+        nodes.push_back(sorted[static_cast<std::size_t>(i)]);
+        const auto r = rows.row_indices(i);
+        nodes.insert(nodes.end(), r.begin(), r.end());
+      }
+      std::sort(nodes.begin(), nodes.end());
+      nodes.erase(std::unique(nodes.begin(), nodes.end()), nodes.end());
+    });
+  failure.rethrow();
   batch_plan<I> plan;
   std::vector<I> outs;
   for (std::size_t p = 0; p < parts; ++p) {

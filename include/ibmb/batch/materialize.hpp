@@ -71,7 +71,7 @@ batch_store materialize_impl(const basic_dataset<I, O>& ds, const batch_plan<I>&
   const csr_view<I, O, float> g = opt.add_self_loops ? looped.view() : g0;
   // Per-node factors only: the weight of a kept entry is computed when it is written, exactly
   // as normalized_weights would (no pass over, nor copy of, the whole graph's entries).
-  const std::vector<double> scales = normalization_scales(g, opt.norm);
+  const std::vector<double> scales = normalization_scales(g, opt.norm, "materialize");
   report(opt.progress, "normalize", 1, 1);
 
   // Layout. Every section before the local indices has a size known now; the edge count is
@@ -302,11 +302,26 @@ batch_store materialize(const basic_dataset<I, O>& ds, const batch_plan<I>& plan
       ds.num_features, " features");
   IBMB_EXPECTS(ds.labels.empty() || ds.labels.size() == static_cast<std::size_t>(g.num_rows),
                "materialize: ", ds.labels.size(), " labels for ", g.num_rows, " nodes");
+  // Labels are -1 (unlabelled) or class ids: `verify_store` rejects anything else.
+  for (std::size_t i = 0; i < ds.labels.size(); ++i)
+    IBMB_EXPECTS(ds.labels[i] >= -1, "materialize: label of node ", i, " is ", ds.labels[i],
+                 " (expected -1 or a class id >= 0)");
   IBMB_EXPECTS(opt.params.method.size() < sizeof(store_format::header::method),
                "materialize: method name '", opt.params.method, "' is longer than ",
                sizeof(store_format::header::method) - 1, " bytes");
+  IBMB_EXPECTS(
+      opt.features == feature_dtype::none || opt.features == feature_dtype::float32 ||
+          opt.features == feature_dtype::float16 || opt.features == feature_dtype::bfloat16,
+      "materialize: unknown feature dtype code ", static_cast<std::uint32_t>(opt.features));
+  IBMB_EXPECTS(opt.norm == normalization::none || opt.norm == normalization::row ||
+                   opt.norm == normalization::symmetric,
+               "materialize: unknown normalization code ", static_cast<int>(opt.norm));
   IBMB_EXPECTS(opt.ids_only || opt.features != feature_dtype::none || ds.num_features == 0,
                "materialize: feature dtype 'none' needs ids_only (or a dataset without features)");
+  IBMB_EXPECTS(opt.ids_only || ds.num_features == 0 || g.num_rows == 0 || !ds.features.empty(),
+               "materialize: the dataset declares ", ds.num_features,
+               " features per node but holds no feature values (use ids_only, feature dtype "
+               "'none', or num_features = 0)");
   scoped_threads threads(opt.threads);
   return detail::materialize_impl(ds, plan, opt);
 }

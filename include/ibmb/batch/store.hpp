@@ -299,9 +299,13 @@ inline void check_store_image(const std::byte* p, std::uint64_t size, const std:
 }
 
 /// Structure of every batch (local CSR, id and label ranges); used by `verify_store`.
+/// Outputs repeated across batches are not an error: `batch_plan::validate` allows plans
+/// whose batches share outputs, and such a plan materializes into a valid store.
 inline void check_store_batches(const batch_store& s, const std::string& file) {
   const auto n = static_cast<std::int64_t>(s.hdr().dataset_num_nodes);
   const auto ids_off = s.sections()[3].offset;
+  const auto labels_off = s.sections()[7].offset;
+  const std::int64_t num_classes = s.num_classes();
   for (std::size_t b = 0; b < s.num_batches(); ++b) {
     const batch_view v = s.batch(b);
     const auto n0 = static_cast<std::uint64_t>(s.node_ptr()[b]);
@@ -313,10 +317,24 @@ inline void check_store_batches(const batch_store& s, const std::string& file) {
                  concat("batch ", b, ": indptr runs from ", ip[0], " to ", ip[ip.size() - 1],
                         ", expected 0 to ", v.graph.indices.size()));
     try {
-      v.graph.validate(true);
+      v.graph.validate();
     } catch (const format_error& e) {
       store_fail(file, "section 'local_indices'", s.sections()[5].offset,
                  concat("batch ", b, ": ", e.what()));
+    }
+    // Columns non-decreasing within each row: a multigraph's repeated entries are kept (in
+    // input order) by the extraction, so equal neighbours are legitimate.
+    {
+      const auto e0 = static_cast<std::uint64_t>(s.edge_ptr()[b]);
+      const auto rows = static_cast<std::size_t>(v.graph.num_rows);
+      for (std::size_t r = 0; r < rows; ++r)
+        for (auto q = static_cast<std::size_t>(ip[r]) + 1; q < static_cast<std::size_t>(ip[r + 1]);
+             ++q)
+          if (v.graph.indices[q] < v.graph.indices[q - 1])
+            store_fail(
+                file, "section 'local_indices'", s.sections()[5].offset + (e0 + q) * 8,
+                concat("batch ", b, ", row ", r, ", position ", q, ": column ", v.graph.indices[q],
+                       " less than the previous column ", v.graph.indices[q - 1]));
     }
     for (std::size_t i = 0; i < v.node_ids.size(); ++i) {
       const auto id = v.node_ids[i];
@@ -328,6 +346,14 @@ inline void check_store_batches(const batch_store& s, const std::string& file) {
         store_fail(file, "section 'node_ids'", ids_off + (n0 + i) * 8,
                    concat("batch ", b, ", position ", i, ": ", out ? "output" : "auxiliary", " id ",
                           id, " not greater than ", v.node_ids[i - 1]));
+    }
+    // Labels: -1 (unlabelled) or a class id below the header's class count.
+    for (std::size_t i = 0; i < v.labels.size(); ++i) {
+      const auto l = v.labels[i];
+      if (l < -1 || l >= num_classes)
+        store_fail(file, "section 'labels'", labels_off + (n0 + i) * 8,
+                   concat("batch ", b, ", position ", i, " (node ", v.node_ids[i], "): label ", l,
+                          " outside [-1, ", num_classes, ")"));
     }
   }
 }
@@ -347,8 +373,9 @@ struct load_options {
   /// Verify every section's crc32 (reads the whole file) before returning.
   bool verify_checksums = false;
   /// Check every batch's structure before returning, as `verify_store` does: node ids in
-  /// range and increasing (outputs, then auxiliaries), local CSRs well formed. Reads the id
-  /// and CSR sections. Without it (or the checksums) a store corrupted after it was written
+  /// range and increasing (outputs, then auxiliaries), local CSRs well formed (columns in
+  /// range, non-decreasing per row), labels in [-1, num_classes). Reads the id, CSR and
+  /// label sections. Without it (or the checksums) a store corrupted after it was written
   /// can index out of bounds when its batches are used.
   bool verify_batches = false;
   /// Ask the kernel to read the mapping ahead (MAP_POPULATE).
@@ -408,7 +435,9 @@ inline verify_report verify_store(const std::filesystem::path& path) {
 }
 
 /// Per-batch counts (min/mean/max), totals, bytes per section and the recorded parameters.
+/// Throws `ibmb::invalid_argument` for an empty (default-constructed) store.
 inline store_summary summarize(const batch_store& s) {
+  IBMB_EXPECTS(!s.empty(), "summarize: the store is empty (default-constructed)");
   store_summary r;
   const auto& h = s.hdr();
   r.num_batches = static_cast<std::int64_t>(h.num_batches);
@@ -451,7 +480,8 @@ inline store_summary summarize(const batch_store& s) {
 }
 
 /// The plan a store was materialized from (outputs and nodes of every batch, sorted), so
-/// that plan-level tools (influence coverage, schedules) work on stored batches too.
+/// that plan-level tools (influence coverage, schedules) work on stored batches too. An
+/// empty (default-constructed) store gives an empty plan.
 inline batch_plan<std::int64_t> store_plan(const batch_store& s) {
   batch_plan<std::int64_t> plan;
   std::vector<std::int64_t> outs, nodes;

@@ -185,7 +185,7 @@ enum class section : std::uint32_t {
   batch_num_outputs = 3,  ///< int64 [B]
   node_ids = 4,           ///< int64 [total_nodes]: global ids, outputs first
   local_indptr = 5,       ///< int64 [total_nodes + B]: batch b's at node_ptr[b] + b, from 0
-  local_indices = 6,      ///< int64 [total_edges]: local column ids, sorted per row
+  local_indices = 6,      ///< int64 [total_edges]: local column ids, non-decreasing per row
   edge_weights = 7,       ///< float32 [total_edges]
   labels = 8,             ///< int64 [total_nodes] (empty without labels)
   features = 9,           ///< dtype [total_nodes x num_features] (empty when ids-only)
@@ -397,6 +397,12 @@ class mapped_image {
 
 /// Every batch of a plan in one contiguous image (see the file comment). Cheap to copy
 /// (shares the image). Build with `materialize`, or `load_store`.
+///
+/// A default-constructed store is empty: `empty()` is true, the counts are 0
+/// (`num_batches`, `total_nodes`, `total_edges`, `num_features`, `num_classes`), `has_labels`
+/// and `ids_only` are false, `dtype` is `none`, the spans are empty and `batch(b)` throws
+/// `ibmb::out_of_range`; `hdr`, `norm` and `params` (which need a header) throw
+/// `ibmb::invalid_argument`.
 class batch_store {
  public:
   batch_store() = default;
@@ -410,39 +416,48 @@ class batch_store {
 
   [[nodiscard]] bool empty() const { return size_ == 0; }
   [[nodiscard]] std::size_t num_batches() const {
-    return static_cast<std::size_t>(hdr().num_batches);
+    return empty() ? 0 : static_cast<std::size_t>(hdr().num_batches);
   }
+  /// The header; throws `ibmb::invalid_argument` for an empty store.
   [[nodiscard]] const store_format::header& hdr() const {
+    IBMB_EXPECTS(!empty(),
+                 "batch_store: the store is empty (default-constructed), it has no header");
     return *reinterpret_cast<const store_format::header*>(mem_.get());
   }
   [[nodiscard]] std::span<const store_format::section_entry> sections() const {
+    if (empty()) return {};
     return {reinterpret_cast<const store_format::section_entry*>(mem_.get() + hdr().table_offset),
             hdr().num_sections};
   }
   /// The whole file image (what `save_store` writes).
   [[nodiscard]] std::span<const std::byte> image() const { return {mem_.get(), size_}; }
   [[nodiscard]] std::span<const std::byte> section_bytes(store_format::section s) const {
+    if (empty()) return {};
     const auto& e = sections()[static_cast<std::size_t>(s) - 1];
     return image().subspan(e.offset, e.bytes);
   }
 
   [[nodiscard]] feature_dtype dtype() const {
-    return static_cast<feature_dtype>(hdr().feature_dtype);
+    return empty() ? feature_dtype::none : static_cast<feature_dtype>(hdr().feature_dtype);
   }
   [[nodiscard]] normalization norm() const {
     return static_cast<normalization>(hdr().normalization);
   }
-  [[nodiscard]] bool ids_only() const { return hdr().flags & store_format::flag_ids_only; }
-  [[nodiscard]] bool has_labels() const { return hdr().flags & store_format::flag_labels; }
-  [[nodiscard]] std::int64_t num_features() const {
-    return static_cast<std::int64_t>(hdr().num_features);
+  [[nodiscard]] bool ids_only() const {
+    return !empty() && (hdr().flags & store_format::flag_ids_only);
   }
-  [[nodiscard]] std::int64_t num_classes() const { return hdr().num_classes; }
+  [[nodiscard]] bool has_labels() const {
+    return !empty() && (hdr().flags & store_format::flag_labels);
+  }
+  [[nodiscard]] std::int64_t num_features() const {
+    return empty() ? 0 : static_cast<std::int64_t>(hdr().num_features);
+  }
+  [[nodiscard]] std::int64_t num_classes() const { return empty() ? 0 : hdr().num_classes; }
   [[nodiscard]] std::int64_t total_nodes() const {
-    return static_cast<std::int64_t>(hdr().total_nodes);
+    return empty() ? 0 : static_cast<std::int64_t>(hdr().total_nodes);
   }
   [[nodiscard]] std::int64_t total_edges() const {
-    return static_cast<std::int64_t>(hdr().total_edges);
+    return empty() ? 0 : static_cast<std::int64_t>(hdr().total_edges);
   }
   [[nodiscard]] store_params params() const {
     store_params p;

@@ -2,7 +2,9 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
+#include <exception>
 #include <numeric>
 #include <span>
 #include <vector>
@@ -54,6 +56,51 @@ class scoped_threads {
 };
 
 namespace detail {
+
+/// Carries an exception out of an OpenMP parallel region (one escaping the region would call
+/// std::terminate). Inside the region, wrap the work in `run` (or catch and `record`); the
+/// first exception is kept, the others are dropped, and `stopped()` tells the remaining
+/// iterations to skip their work. After the region, `rethrow()` throws the kept exception.
+///
+///   detail::region_failure failure;
+///   #pragma omp parallel
+///   {
+///     std::vector<int> scratch;                 // may throw: allocate inside run()
+///     failure.run([&] { scratch.resize(n); });
+///   #pragma omp for
+///     for (...) failure.run([&] { ... });
+///   }
+///   failure.rethrow();
+class region_failure {
+ public:
+  /// Calls f() unless a failure was recorded; records what it throws.
+  template <class F>
+  void run(F&& f) noexcept {
+    if (stopped()) return;
+    try {
+      f();
+    } catch (...) {
+      record();
+    }
+  }
+  /// Records the exception being handled (call from a catch block).
+  void record() noexcept {
+#pragma omp critical(ibmb_region_failure)
+    {
+      if (!failure_) failure_ = std::current_exception();
+    }
+    stop_.store(true, std::memory_order_relaxed);
+  }
+  [[nodiscard]] bool stopped() const noexcept { return stop_.load(std::memory_order_relaxed); }
+  /// Throws the recorded exception, if any (call after the region).
+  void rethrow() const {
+    if (failure_) std::rethrow_exception(failure_);
+  }
+
+ private:
+  std::exception_ptr failure_;
+  std::atomic<bool> stop_{false};
+};
 
 /// Splits [0, n) into `parts` contiguous chunks; chunk c is [bounds[c], bounds[c+1]).
 /// The split depends only on n and parts, so per-chunk work is reproducible.

@@ -56,6 +56,15 @@ void check_fits_index(std::int64_t n, const char* what) {
                               "-bit index type requested; use 64-bit indices"));
 }
 
+/// Throws `ibmb::out_of_range` when `total` entries do not fit the offset type O.
+template <class O>
+void check_fits_offset(std::int64_t total, const char* what) {
+  if (static_cast<std::uint64_t>(total) > static_cast<std::uint64_t>(std::numeric_limits<O>::max()))
+    throw out_of_range(concat(total, " ", what, " do not fit the ", sizeof(O) * 8,
+                              "-bit offset type (max ", std::numeric_limits<O>::max(),
+                              "); use 64-bit offsets"));
+}
+
 /// The core of every builder: scatter edges (given by accessor functions) into rows,
 /// then order each row by (column, input position) or (input position) alone, so the
 /// result never depends on the thread count.
@@ -69,8 +78,8 @@ csr_graph<I, O, W> scatter_to_csr(I n, std::int64_t num_edges, SrcFn src, DstFn 
 
   auto keep_edge = [&](std::int64_t e) { return !(drop_loops && src(e) == dst(e)); };
 
-  // 1. count per row
-  std::vector<std::atomic<O>> count(nn);
+  // 1. count per row (64-bit counts and sums: a narrow O must not wrap before the check)
+  std::vector<std::atomic<std::int64_t>> count(nn);
   for (auto& c : count) c.store(0, std::memory_order_relaxed);
 #pragma omp parallel for schedule(static)
   for (std::int64_t e = 0; e < num_edges; ++e) {
@@ -78,29 +87,31 @@ csr_graph<I, O, W> scatter_to_csr(I n, std::int64_t num_edges, SrcFn src, DstFn 
     if (!keep_edge(e)) continue;
     count[static_cast<std::size_t>(src(e))].fetch_add(1, std::memory_order_relaxed);
   }
-  std::vector<O> ptr(nn + 1, 0);
+  std::vector<std::int64_t> ptr(nn + 1, 0);
   for (std::size_t v = 0; v < nn; ++v)
     ptr[v + 1] = ptr[v] + count[v].load(std::memory_order_relaxed);
-  const O total = ptr[nn];
-  if (static_cast<std::uint64_t>(total) > static_cast<std::uint64_t>(std::numeric_limits<O>::max()))
-    throw out_of_range(concat(total, " edges do not fit the offset type"));
+  count.clear();
+  count.shrink_to_fit();
+  const std::int64_t total = ptr[nn];
+  check_fits_offset<O>(total, "edges");
 
   // 2. scatter edge ids (order inside a row is racy here, fixed in step 3)
   std::vector<std::int64_t> eid(static_cast<std::size_t>(total));
-  std::vector<std::atomic<O>> cursor(nn);
+  std::vector<std::atomic<std::int64_t>> cursor(nn);
   for (std::size_t v = 0; v < nn; ++v) cursor[v].store(ptr[v], std::memory_order_relaxed);
 #pragma omp parallel for schedule(static)
   for (std::int64_t e = 0; e < num_edges; ++e) {
     if (src(e) < 0) continue;
     if (!keep_edge(e)) continue;
-    const O at = cursor[static_cast<std::size_t>(src(e))].fetch_add(1, std::memory_order_relaxed);
+    const std::int64_t at =
+        cursor[static_cast<std::size_t>(src(e))].fetch_add(1, std::memory_order_relaxed);
     eid[static_cast<std::size_t>(at)] = e;
   }
   cursor.clear();
   cursor.shrink_to_fit();
 
   // 3. order each row deterministically, merge duplicates, add self-loops; count kept
-  std::vector<O> kept(nn, 0);
+  std::vector<std::int64_t> kept(nn, 0);
   const bool add_loops = opt.self_loops == self_loop_policy::add;
 #pragma omp parallel for schedule(dynamic, 1024)
   for (std::int64_t v = 0; v < static_cast<std::int64_t>(n); ++v) {
@@ -114,9 +125,9 @@ csr_graph<I, O, W> scatter_to_csr(I n, std::int64_t num_edges, SrcFn src, DstFn 
     } else {
       std::sort(b, e);
     }
-    O k = static_cast<O>(e - b);
+    std::int64_t k = e - b;
     if (merge && k > 1) {
-      O distinct = 1;
+      std::int64_t distinct = 1;
       for (auto* p = b + 1; p < e; ++p) distinct += dst(*p) != dst(*(p - 1));
       k = distinct;
     }
@@ -126,8 +137,13 @@ csr_graph<I, O, W> scatter_to_csr(I n, std::int64_t num_edges, SrcFn src, DstFn 
   csr_graph<I, O, W> g;
   g.num_rows = n;
   g.num_cols = n;
+  // Sum in 64 bits and check before narrowing: added self-loops can push a total that
+  // fitted O in step 1 past its limit.
+  std::int64_t out_total = 0;
+  for (std::size_t v = 0; v < nn; ++v) out_total += kept[v];
+  check_fits_offset<O>(out_total, "entries (with self-loops)");
   g.indptr.assign(nn + 1, 0);
-  for (std::size_t v = 0; v < nn; ++v) g.indptr[v + 1] = g.indptr[v] + kept[v];
+  for (std::size_t v = 0; v < nn; ++v) g.indptr[v + 1] = g.indptr[v] + static_cast<O>(kept[v]);
   kept.clear();
   kept.shrink_to_fit();
   const auto out_nnz = static_cast<std::size_t>(g.indptr[nn]);

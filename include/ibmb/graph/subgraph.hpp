@@ -57,6 +57,12 @@ inline int popcount64(std::uint64_t x) {
 
 /// Extracts induced subgraphs of one graph, one after another (not thread-safe itself; its
 /// passes are OpenMP-parallel over rows). Keep one per graph and reuse it across calls.
+///
+/// Precondition: `g` is a valid CSR (`g.validate()` passes). The scan uses every column id
+/// of the rows it reads as an index into an N-bit bitmap without checking it (a check per
+/// entry would cost the scan; validating in the constructor would cost O(nnz) per
+/// extractor). Validate untrusted graphs once yourself: `materialize` and `induced_subgraph`
+/// do.
 template <class I, class O, class W>
 class subgraph_extractor {
  public:
@@ -242,6 +248,16 @@ class subgraph_extractor {
     IBMB_EXPECTS(weights.empty() || static_cast<std::int64_t>(weights.size()) == total_,
                  "subgraph_extractor: weights has ", weights.size(), " slots for ", total_,
                  " entries");
+    // Offsets go up to total_, local ids up to n - 1: both must fit LI.
+    constexpr auto li_max = static_cast<std::uint64_t>(std::numeric_limits<LI>::max());
+    if (static_cast<std::uint64_t>(total_) > li_max)
+      throw out_of_range(detail::concat("subgraph_extractor: the subgraph has ", total_,
+                                        " entries; the ", sizeof(LI) * 8,
+                                        "-bit local index type holds at most ", li_max));
+    if (total_ > 0 && static_cast<std::uint64_t>(n - 1) > li_max)
+      throw out_of_range(detail::concat("subgraph_extractor: the subgraph has ", n, " nodes; the ",
+                                        sizeof(LI) * 8, "-bit local index type holds ids up to ",
+                                        li_max));
     indptr[0] = 0;
     for (std::int64_t i = 0; i < n; ++i)
       indptr[static_cast<std::size_t>(i) + 1] =
@@ -250,77 +266,83 @@ class subgraph_extractor {
     const bool want_w = !weights.empty();
     const auto split = static_cast<std::int32_t>(split_);
     const bool two_runs = two_runs_;
+    // `value` is the caller's: whatever it throws (or a scratch allocation) is carried out
+    // of the region and rethrown once the extractor is reset.
+    detail::region_failure failure;
 #pragma omp parallel
     {
       std::vector<std::pair<std::int32_t, std::int64_t>> tmp;
       std::vector<std::int32_t> loc;   // local ids of the row's kept entries
       std::vector<std::int64_t> take;  // their order in the row
 #pragma omp for schedule(dynamic, 64)
-      for (std::int64_t i = 0; i < n; ++i) {
-        const auto ui = static_cast<std::size_t>(i);
-        const auto t = static_cast<std::size_t>(tid_[ui]);
-        const I* sc = tcol_[t].data() + at_[ui];
-        const std::int64_t* sp = tpos_[t].data() + at_[ui];
-        const std::int64_t m = count_[ui];
-        const auto at = static_cast<std::size_t>(indptr[ui]);
-        const std::int64_t u = nodes_[ui];
-        LI* oi = indices.data() + at;
-        LW* ow = want_w ? weights.data() + at : nullptr;
-        std::int64_t k = 0;
-        auto put = [&](std::int32_t l, std::int64_t j) {  // local column l, kept entry j
-          oi[k] = static_cast<LI>(l);
-          if (want_w) {
-            if constexpr (std::is_invocable_v<ValueFn&, std::int64_t, std::int64_t, std::int64_t,
-                                              std::int64_t, std::int64_t>)
-              ow[k] = value(sp[j], u, static_cast<std::int64_t>(sc[j]), i,
-                            static_cast<std::int64_t>(l));
-            else
-              ow[k] = value(sp[j], u, static_cast<std::int64_t>(sc[j]));
+      for (std::int64_t i = 0; i < n; ++i)
+        failure.run([&] {
+          const auto ui = static_cast<std::size_t>(i);
+          const auto t = static_cast<std::size_t>(tid_[ui]);
+          const I* sc = tcol_[t].data() + at_[ui];
+          const std::int64_t* sp = tpos_[t].data() + at_[ui];
+          const std::int64_t m = count_[ui];
+          const auto at = static_cast<std::size_t>(indptr[ui]);
+          const std::int64_t u = nodes_[ui];
+          LI* oi = indices.data() + at;
+          LW* ow = want_w ? weights.data() + at : nullptr;
+          std::int64_t k = 0;
+          auto put = [&](std::int32_t l, std::int64_t j) {  // local column l, kept entry j
+            oi[k] = static_cast<LI>(l);
+            if (want_w) {
+              if constexpr (std::is_invocable_v<ValueFn&, std::int64_t, std::int64_t, std::int64_t,
+                                                std::int64_t, std::int64_t>)
+                ow[k] = value(sp[j], u, static_cast<std::int64_t>(sc[j]), i,
+                              static_cast<std::int64_t>(l));
+              else
+                ow[k] = value(sp[j], u, static_cast<std::int64_t>(sc[j]));
+            }
+            ++k;
+          };
+          auto local = [&](std::int64_t j) -> std::int32_t {
+            const auto c = static_cast<std::uint64_t>(sc[j]);
+            if (!two_runs) return map_[c];
+            const std::int32_t r =
+                wrank_[c >> 6] +
+                detail::popcount64(bits_[c >> 6] & ((std::uint64_t{1} << (c & 63)) - 1));
+            return perm_.empty() ? r : perm_[static_cast<std::size_t>(r)];
+          };
+          if (ordered_[ui] && two_runs) {
+            // Within each run, local order = global order: a stable partition sorts the row.
+            // Branch-free: the local ids first (independent lookups the core overlaps), then
+            // the order (first run, then second), then the writes.
+            const auto um = static_cast<std::size_t>(m);
+            if (loc.size() < um + 1) {
+              loc.resize(std::max(um + 1, 2 * loc.size()));
+              take.resize(loc.size());
+            }
+            for (std::int64_t j = 0; j < m; ++j) loc[static_cast<std::size_t>(j)] = local(j);
+            if (split == n) {  // one run (sorted nodes): the row is in local order already
+              for (std::int64_t j = 0; j < m; ++j) put(loc[static_cast<std::size_t>(j)], j);
+              return;
+            }
+            std::int64_t q = 0;
+            for (std::int64_t j = 0; j < m; ++j) {
+              take[static_cast<std::size_t>(q)] = j;
+              q += loc[static_cast<std::size_t>(j)] < split;
+            }
+            for (std::int64_t j = 0; j < m; ++j) {
+              take[static_cast<std::size_t>(q)] = j;
+              q += loc[static_cast<std::size_t>(j)] >= split;
+            }
+            for (std::size_t p = 0; p < um; ++p)
+              put(loc[static_cast<std::size_t>(take[p])], take[p]);
+          } else {
+            tmp.clear();
+            for (std::int64_t j = 0; j < m; ++j) tmp.emplace_back(local(j), j);
+            std::stable_sort(tmp.begin(), tmp.end(),
+                             [](const auto& x, const auto& y) { return x.first < y.first; });
+            for (const auto& [l, j] : tmp) put(l, j);
           }
-          ++k;
-        };
-        auto local = [&](std::int64_t j) -> std::int32_t {
-          const auto c = static_cast<std::uint64_t>(sc[j]);
-          if (!two_runs) return map_[c];
-          const std::int32_t r =
-              wrank_[c >> 6] +
-              detail::popcount64(bits_[c >> 6] & ((std::uint64_t{1} << (c & 63)) - 1));
-          return perm_.empty() ? r : perm_[static_cast<std::size_t>(r)];
-        };
-        if (ordered_[ui] && two_runs) {
-          // Within each run, local order = global order: a stable partition sorts the row.
-          // Branch-free: the local ids first (independent lookups the core overlaps), then
-          // the order (first run, then second), then the writes.
-          const auto um = static_cast<std::size_t>(m);
-          if (loc.size() < um + 1) {
-            loc.resize(std::max(um + 1, 2 * loc.size()));
-            take.resize(loc.size());
-          }
-          for (std::int64_t j = 0; j < m; ++j) loc[static_cast<std::size_t>(j)] = local(j);
-          if (split == n) {  // one run (sorted nodes): the row is in local order already
-            for (std::int64_t j = 0; j < m; ++j) put(loc[static_cast<std::size_t>(j)], j);
-            continue;
-          }
-          std::int64_t q = 0;
-          for (std::int64_t j = 0; j < m; ++j) {
-            take[static_cast<std::size_t>(q)] = j;
-            q += loc[static_cast<std::size_t>(j)] < split;
-          }
-          for (std::int64_t j = 0; j < m; ++j) {
-            take[static_cast<std::size_t>(q)] = j;
-            q += loc[static_cast<std::size_t>(j)] >= split;
-          }
-          for (std::size_t p = 0; p < um; ++p) put(loc[static_cast<std::size_t>(take[p])], take[p]);
-        } else {
-          tmp.clear();
-          for (std::int64_t j = 0; j < m; ++j) tmp.emplace_back(local(j), j);
-          std::stable_sort(tmp.begin(), tmp.end(),
-                           [](const auto& x, const auto& y) { return x.first < y.first; });
-          for (const auto& [l, j] : tmp) put(l, j);
-        }
-      }
+        });
     }
     clear();
+    failure.rethrow();
   }
 
   /// The graph this extractor reads.
@@ -353,10 +375,15 @@ class subgraph_extractor {
 };
 
 /// The subgraph of `g` induced by `nodes` (local id i = nodes[i]) as a new CSR with int64
-/// local ids; weights from `g` (none when `g` is unweighted).
+/// local ids; weights from `g` (none when `g` is unweighted). Validates `g` first
+/// (`ibmb::format_error` naming the first bad entry), then extracts: O(nnz + N / 64) per call;
+/// for many subgraphs of one graph keep a `subgraph_extractor`.
 template <class I, class O, class W>
 csr_graph<std::int64_t, std::int64_t, W> induced_subgraph(csr_view<I, O, W> g,
                                                           std::span<const I> nodes) {
+  IBMB_EXPECTS(g.num_rows == g.num_cols, "induced_subgraph: the graph is ", g.num_rows, " x ",
+               g.num_cols, " (expected square)");
+  g.validate();  // the scan indexes the membership bitmap by column id
   subgraph_extractor<I, O, W> ex(g);
   const auto m = ex.scan(nodes);
   csr_graph<std::int64_t, std::int64_t, W> s;

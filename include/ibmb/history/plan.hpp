@@ -32,7 +32,9 @@ enum class halo_priority {
 };
 
 /// Scores of a batch's halo nodes: `score[i]` for `halo[i]` (sorted ids), given the batch's
-/// index and outputs. Called from parallel regions: must be thread-safe.
+/// index and outputs. Called from parallel regions: must be thread-safe. An exception it
+/// throws is carried out of the region and rethrown by `make_history_plan` (the first one;
+/// the remaining batches are skipped).
 using halo_score_fn =
     std::function<void(std::size_t batch, std::span<const std::int64_t> outputs,
                        std::span<const std::int64_t> halo, std::span<double> score)>;
@@ -241,10 +243,16 @@ history_plan make_history_plan(csr_view<I, O, W> g, const batch_plan<I>& plan,
   hp.halos.resize(static_cast<std::size_t>(B) * L);
   scoped_threads st(params.threads);
   report(params.progress, "halo", 0, B);
+  // The caller's halo_score_fn runs inside the region: its exceptions (and bad_alloc) are
+  // carried out and rethrown here.
+  detail::region_failure failure;
 #pragma omp parallel for schedule(dynamic, 1)
   for (std::int64_t b = 0; b < B; ++b)
-    detail::build_batch_halos(gg, std::span<const float>(gw), plan, static_cast<std::size_t>(b),
-                              params, budgets, hp.halos.data() + static_cast<std::size_t>(b) * L);
+    failure.run([&] {
+      detail::build_batch_halos(gg, std::span<const float>(gw), plan, static_cast<std::size_t>(b),
+                                params, budgets, hp.halos.data() + static_cast<std::size_t>(b) * L);
+    });
+  failure.rethrow();
   report(params.progress, "halo", B, B);
   return hp;
 }

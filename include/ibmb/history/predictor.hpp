@@ -142,39 +142,43 @@ class sat_predictor final : public corrector, public history_observer {
         sse_pred(static_cast<std::size_t>(chunks), 0.0),
         sse_id(static_cast<std::size_t>(chunks), 0.0);
     const std::vector<double> coef(L.coef.data(), L.coef.data() + P);
+    // The feature buffer (and anything `features` throws) must not escape the region.
+    detail::region_failure failure;
 #pragma omp parallel for schedule(dynamic, 1)
-    for (int c = 0; c < chunks; ++c) {
-      const auto cu = static_cast<std::size_t>(c);
-      std::vector<float> feat(static_cast<std::size_t>(P) * d);
-      double f[history_options::max_ring + 1];
-      double* a = xtx.data() + cu * tri;
-      double* br = xtr.data() + cu * static_cast<std::size_t>(P);
-      double ep = 0, ei = 0;
-      for (auto k = bounds[cu]; k < bounds[cu + 1]; ++k) {
-        const std::size_t i = rows[static_cast<std::size_t>(k)];
-        const auto cached = s.row(e.layer, e.nodes[i]);
-        const auto drift = e.neighbor_drift.empty() ? std::span<const float>{}
-                                                    : e.neighbor_drift.subspan(i * d, d);
-        features(s, e.layer, e.nodes[i], e.step, drift, feat);
-        for (std::size_t j = 0; j < d; ++j) {
-          const double r = static_cast<double>(e.fresh[i * d + j]) - cached[j];
-          double pred = 0;
-          for (int m = 0; m < P; ++m) {
-            f[m] = feat[static_cast<std::size_t>(m) * d + j];
-            pred += f[m] * coef[static_cast<std::size_t>(m)];
-          }
-          ep += (r - pred) * (r - pred);
-          ei += r * r;
-          std::size_t q = 0;
-          for (int m = 0; m < P; ++m) {
-            br[m] += r * f[m];
-            for (int m2 = 0; m2 <= m; ++m2) a[q++] += f[m] * f[m2];
+    for (int c = 0; c < chunks; ++c)
+      failure.run([&] {
+        const auto cu = static_cast<std::size_t>(c);
+        std::vector<float> feat(static_cast<std::size_t>(P) * d);
+        double f[history_options::max_ring + 1];
+        double* a = xtx.data() + cu * tri;
+        double* br = xtr.data() + cu * static_cast<std::size_t>(P);
+        double ep = 0, ei = 0;
+        for (auto k = bounds[cu]; k < bounds[cu + 1]; ++k) {
+          const std::size_t i = rows[static_cast<std::size_t>(k)];
+          const auto cached = s.row(e.layer, e.nodes[i]);
+          const auto drift = e.neighbor_drift.empty() ? std::span<const float>{}
+                                                      : e.neighbor_drift.subspan(i * d, d);
+          features(s, e.layer, e.nodes[i], e.step, drift, feat);
+          for (std::size_t j = 0; j < d; ++j) {
+            const double r = static_cast<double>(e.fresh[i * d + j]) - cached[j];
+            double pred = 0;
+            for (int m = 0; m < P; ++m) {
+              f[m] = feat[static_cast<std::size_t>(m) * d + j];
+              pred += f[m] * coef[static_cast<std::size_t>(m)];
+            }
+            ep += (r - pred) * (r - pred);
+            ei += r * r;
+            std::size_t q = 0;
+            for (int m = 0; m < P; ++m) {
+              br[m] += r * f[m];
+              for (int m2 = 0; m2 <= m; ++m2) a[q++] += f[m] * f[m2];
+            }
           }
         }
-      }
-      sse_pred[cu] = ep;
-      sse_id[cu] = ei;
-    }
+        sse_pred[cu] = ep;
+        sse_id[cu] = ei;
+      });
+    failure.rethrow();
     Eigen::MatrixXd XtX = Eigen::MatrixXd::Zero(P, P);
     Eigen::VectorXd Xtr = Eigen::VectorXd::Zero(P);
     double sp = 0, si = 0;
@@ -286,23 +290,27 @@ class sat_predictor final : public corrector, public history_observer {
     const auto n = static_cast<std::int64_t>(ctx.nodes.size());
     // Thread count only splits rows: every row's result is the same for any split.
     const bool par = n * static_cast<std::int64_t>(d) > (1 << 15);
+    detail::region_failure failure;  // as in on_write
 #pragma omp parallel if (par)
     {
-      std::vector<float> feat(static_cast<std::size_t>(P) * d);
+      std::vector<float> feat;
+      failure.run([&] { feat.resize(static_cast<std::size_t>(P) * d); });
 #pragma omp for schedule(static)
-      for (std::int64_t i = 0; i < n; ++i) {
-        const auto iu = static_cast<std::size_t>(i);
-        const auto drift = ctx.neighbor_drift.empty() ? std::span<const float>{}
-                                                      : ctx.neighbor_drift.subspan(iu * d, d);
-        features(*ctx.store, ctx.layer, ctx.nodes[iu], ctx.step, drift, feat);
-        for (int m = 0; m < P; ++m) {
-          const auto cm = static_cast<float>(L.coef[m]);
-          if (cm == 0.0f) continue;
-          const float* f = feat.data() + static_cast<std::size_t>(m) * d;
-          for (std::size_t j = 0; j < d; ++j) out[iu * d + j] += cm * f[j];
-        }
-      }
+      for (std::int64_t i = 0; i < n; ++i)
+        failure.run([&] {
+          const auto iu = static_cast<std::size_t>(i);
+          const auto drift = ctx.neighbor_drift.empty() ? std::span<const float>{}
+                                                        : ctx.neighbor_drift.subspan(iu * d, d);
+          features(*ctx.store, ctx.layer, ctx.nodes[iu], ctx.step, drift, feat);
+          for (int m = 0; m < P; ++m) {
+            const auto cm = static_cast<float>(L.coef[m]);
+            if (cm == 0.0f) continue;
+            const float* f = feat.data() + static_cast<std::size_t>(m) * d;
+            for (std::size_t j = 0; j < d; ++j) out[iu * d + j] += cm * f[j];
+          }
+        });
     }
+    failure.rethrow();
   }
 
   sat_params p_;

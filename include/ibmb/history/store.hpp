@@ -588,6 +588,7 @@ inline history_store load_history(const std::filesystem::path& path) {
       fail("section '", what, "' at offset ", off, " needs ", count, " elements, only ",
            (buf.size() - off) / sizeof(T), " left");
     v.resize(static_cast<std::size_t>(count));
+    if (count == 0) return;  // memcpy's pointers must be valid even for 0 bytes
     std::memcpy(v.data(), buf.data() + off, static_cast<std::size_t>(count) * sizeof(T));
     off += static_cast<std::size_t>(count) * sizeof(T);
   };
@@ -602,6 +603,49 @@ inline history_store load_history(const std::filesystem::path& path) {
   take(perm, h.num_nodes, "permutation");
   take(ring_nodes, h.num_ring_nodes, "ring_nodes");
   if (h.flags & 2u) o.ring_nodes = ring_nodes;
+  // The payload the header's shape implies, checked against the actual payload before the
+  // store allocates its tables (n x dims floats per layer): a small crafted file must not
+  // demand a huge allocation. Slots as the constructor assigns them (distinct ring nodes,
+  // every node, or none); sizes summed saturating in 64 bits.
+  {
+    std::uint64_t slots = 0;
+    if (h.ring > 0) {
+      if (h.flags & 2u) {
+        auto r = ring_nodes;
+        std::sort(r.begin(), r.end());
+        slots = static_cast<std::uint64_t>(std::unique(r.begin(), r.end()) - r.begin());
+      } else {
+        slots = h.num_nodes;
+      }
+    }
+    const auto sat_max = std::numeric_limits<std::uint64_t>::max();
+    auto mul = [&](std::uint64_t a, std::uint64_t b) {
+      std::uint64_t r = 0;
+      return __builtin_mul_overflow(a, b, &r) ? sat_max : r;
+    };
+    auto add = [&](std::uint64_t a, std::uint64_t b) {
+      std::uint64_t r = 0;
+      return __builtin_add_overflow(a, b, &r) ? sat_max : r;
+    };
+    const auto n = h.num_nodes, K = static_cast<std::uint64_t>(h.ring);
+    std::uint64_t need = mul(8, add(add(h.num_layers, n), h.num_ring_nodes));
+    for (const auto d64 : o.dims) {
+      const auto d = static_cast<std::uint64_t>(d64);
+      need = add(need, mul(mul(n, d), sizeof(float)));              // table
+      need = add(need, mul(n, sizeof(std::int64_t)));               // written
+      need = add(need, mul(mul(mul(slots, K), d), sizeof(float)));  // ring
+      need = add(need, mul(mul(slots, K), sizeof(std::int64_t)));   // ring_step
+      need = add(need, mul(slots, 2 * sizeof(std::int32_t)));       // ring_len, ring_head
+    }
+    if (need != h.payload_bytes) {
+      std::string dims;
+      for (auto x : o.dims) dims += detail::concat(dims.empty() ? "" : ",", x);
+      fail("the header's shape (", h.num_nodes, " nodes, dims ", dims, ", ring ", h.ring, " over ",
+           slots, " slots) needs a payload of ",
+           need == sat_max ? std::string("more than 2^64") : std::to_string(need),
+           " bytes, the file holds ", h.payload_bytes);
+    }
+  }
   history_store s;
   try {
     s = history_store(o, perm);

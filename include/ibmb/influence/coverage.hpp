@@ -71,6 +71,13 @@ coverage_stats influence_coverage(const batch_plan<I>& plan, csr_view<I, O, W> p
   IBMB_EXPECTS(static_cast<std::size_t>(ppr.num_rows) == row_output.size(),
                "influence_coverage: ", ppr.num_rows, " PPR rows but ", row_output.size(),
                " row outputs");
+  // The shape first (an empty indptr with rows, short or inconsistent arrays index out of
+  // bounds below): one parallel pass over the entries, no more than the rows read below.
+  try {
+    ppr.validate();
+  } catch (const format_error& e) {
+    throw invalid_argument(detail::concat("influence_coverage: the PPR matrix: ", e.what()));
+  }
   IBMB_EXPECTS(ppr.has_weights() || ppr.num_edges() == 0,
                "influence_coverage: the PPR rows carry no values");
   const auto N = static_cast<std::int64_t>(ppr.num_cols);
@@ -93,13 +100,16 @@ coverage_stats influence_coverage(const batch_plan<I>& plan, csr_view<I, O, W> p
   coverage_stats r;
   r.per_output.assign(plan.outputs.size(), 0.0);
   const auto B = static_cast<std::int64_t>(plan.num_batches());
-  std::int64_t bad = -1;  // smallest output position whose row has no positive mass
+  std::int64_t bad = -1;           // smallest output position whose row has no positive mass
+  detail::region_failure failure;  // carries a bad_alloc of the stamps out of the region
 #pragma omp parallel
   {
-    std::vector<std::int64_t> stamp(static_cast<std::size_t>(N), -1);
+    std::vector<std::int64_t> stamp;
+    failure.run([&] { stamp.assign(static_cast<std::size_t>(N), -1); });
     std::int64_t my_bad = -1;
 #pragma omp for schedule(dynamic, 1)
     for (std::int64_t b = 0; b < B; ++b) {
+      if (failure.stopped()) continue;
       for (const I v : plan.batch_nodes(static_cast<std::size_t>(b)))
         stamp[static_cast<std::size_t>(v)] = b;
       const auto o0 = plan.output_ptr[static_cast<std::size_t>(b)];
@@ -125,6 +135,7 @@ coverage_stats influence_coverage(const batch_plan<I>& plan, csr_view<I, O, W> p
 #pragma omp critical
     if (my_bad >= 0 && (bad < 0 || my_bad < bad)) bad = my_bad;
   }
+  failure.rethrow();
   if (bad >= 0)
     throw invalid_argument(detail::concat("influence_coverage: the PPR row of output ",
                                           plan.outputs[static_cast<std::size_t>(bad)],

@@ -148,7 +148,10 @@ inline partition_result run_metis(metis_graph& m, const partition_params& p, con
   METIS_SetDefaultOptions(options);
   options[METIS_OPTION_SEED] = static_cast<idx_t>(p.seed);
   options[METIS_OPTION_NUMBERING] = 0;
-  options[METIS_OPTION_UFACTOR] = static_cast<idx_t>(std::lround((p.imbalance - 1.0) * 1000.0));
+  // METIS takes the imbalance in 1/1000 steps and rejects 0 ("Incorrect ufactor", printed
+  // to stdout): an imbalance below 1.0005 would round to it, so it becomes 1 (1.001).
+  options[METIS_OPTION_UFACTOR] =
+      static_cast<idx_t>(std::max<long>(1, std::lround((p.imbalance - 1.0) * 1000.0)));
   idx_t n = m.n, ncon = 1, nparts = p.parts, objval = 0;
   std::vector<idx_t> part(static_cast<std::size_t>(m.n), 0);
   idx_t* vwgt = m.vwgt.empty() ? nullptr : m.vwgt.data();

@@ -15,8 +15,9 @@ struct partition_params {
   partition_method method = partition_method::kway;
   /// METIS_OPTION_SEED: the same seed and input give the same partition.
   std::int64_t seed = 0;
-  /// Allowed load imbalance (max part weight / average); METIS_OPTION_UFACTOR =
-  /// round((imbalance - 1) * 1000). 1.03 is METIS's own k-way default.
+  /// Allowed load imbalance (max part weight / average), in [1, 10]; METIS_OPTION_UFACTOR =
+  /// max(1, round((imbalance - 1) * 1000)): rounded to METIS's 1/1000 steps, minimum 1.001
+  /// (METIS rejects 0, so 1.0 means 1.001). 1.03 is METIS's own k-way default.
   double imbalance = 1.03;
   /// Optional, one non-negative weight per node (per subset node for
   /// `metis_partition_subset`), e.g. to up-weight output nodes. Empty: all 1.

@@ -316,6 +316,12 @@ class push_state {
 /// one push costs O(its work): the state is reset through the rows of the settled nodes,
 /// never by scanning N. The graph's arrays must stay alive and unchanged from `prepare` until
 /// the workspace is cleared or prepared for another graph.
+///
+/// The workspace binds to the graph's *data* by address: `prepare` recognises a graph by its
+/// array pointers, node count and entry count (plus alpha/eps) and skips its O(N) reset when
+/// they match. A graph modified in place (same buffers and sizes, different entries) is not
+/// detected: call `invalidate()` after modifying it, or the next pushes use stale thresholds
+/// and clear stale state through the wrong rows (silently wrong results).
 template <class I = std::int64_t, class V = float>
 class push_workspace {
   static_assert(std::is_integral_v<I> && std::is_signed_v<I>,
@@ -330,7 +336,8 @@ class push_workspace {
 
   /// Sizes the workspace for `g` and fills the thresholds alpha * eps * deg(v). Skipped when
   /// called again with the same graph arrays (same pointers, size and entry count) and the
-  /// same alpha/eps. Throws `ibmb::invalid_argument` when alpha * eps underflows V.
+  /// same alpha/eps, unless `invalidate()` was called since. Throws `ibmb::invalid_argument`
+  /// when alpha * eps underflows V.
   template <class O, class W>
   void prepare(csr_view<I, O, W> g, const push_params& p) {
     const auto n = static_cast<std::size_t>(g.num_rows);
@@ -345,6 +352,17 @@ class push_workspace {
     nnz_ = nnz;
     alpha_ = p.alpha;
     eps_ = p.eps;
+  }
+
+  /// Forgets the graph this workspace was prepared for, so the next `prepare` does the full
+  /// O(N) reset. Call it after modifying the graph's arrays in place (see the class notes).
+  /// Keeps the allocations; the last push's result stays readable until that `prepare`.
+  void invalidate() noexcept {
+    indptr_key_ = nullptr;
+    indices_key_ = nullptr;
+    nnz_ = -1;
+    alpha_ = -1.0;
+    eps_ = -1.0;
   }
 
   /// Nodes whose state the last push changed (the source and the neighbours of every settled
@@ -398,7 +416,9 @@ class push_workspace {
 /// Forward push from `source` on a graph preprocessed by the caller (see `push_params`).
 /// Leaves the result in `ws` (`ws.result()`, `ws.estimate(v)`) and returns the work done.
 /// Checks the parameters and the source id (`ibmb::out_of_range`), not the graph structure
-/// (call `g.validate()` once yourself for untrusted input).
+/// (call `g.validate()` once yourself for untrusted input). Reusing `ws` on the same graph
+/// costs O(the push's work); the workspace binds to the graph's arrays, so after modifying
+/// the graph in place call `ws.invalidate()` before the next push.
 template <class I, class O, class W, class V>
 push_counters ppr_push(csr_view<I, O, W> g, std::type_identity_t<I> source, const push_params& p,
                        push_workspace<I, V>& ws) {

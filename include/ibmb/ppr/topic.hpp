@@ -158,11 +158,14 @@ std::pair<int, double> topic_ppr_block(csr_view<I, O, W> g, teleport_sets<I> set
   // Small problems run on the calling thread: a parallel region per iteration costs more.
   const bool parallel = static_cast<std::size_t>(g.num_edges()) * B > (1u << 16);
   for (it = 1; it <= p.max_iterations; ++it) {
+    ::ibmb::detail::region_failure failure;  // carries a bad_alloc of `acc` out of the region
 #pragma omp parallel if (parallel)
     {
-      std::vector<V> acc(B);
+      std::vector<V> acc;
+      failure.run([&] { acc.resize(B); });
 #pragma omp for schedule(dynamic, 1)
       for (int c = 0; c < chunks; ++c) {
+        if (failure.stopped()) continue;
         double* part = partial.data() + static_cast<std::size_t>(c) * B;
         std::fill(part, part + B, 0.0);
         for (std::int64_t v = bounds[static_cast<std::size_t>(c)];
@@ -183,6 +186,7 @@ std::pair<int, double> topic_ppr_block(csr_view<I, O, W> g, teleport_sets<I> set
         }
       }
     }
+    failure.rethrow();
     for (const auto& t : tele) y[static_cast<std::size_t>(t.node) * B + t.col] += t.value;
     if (p.tolerance > 0) {
 #pragma omp parallel for schedule(static) if (parallel)
@@ -276,31 +280,36 @@ topk_lists<I, V> topic_ppr_topk(csr_view<I, O, W> g, teleport_sets<I> sets, std:
   auto st =
       topic_ppr_blocks<V>(g, sets, p, [&](std::int64_t first, int width, std::span<const V> x) {
         const auto B = static_cast<std::size_t>(width);
+        // The candidate lists (up to N ids per thread) can throw bad_alloc: carried out of
+        // the region and rethrown after it.
+        ::ibmb::detail::region_failure failure;
 #pragma omp parallel
         {
           std::vector<I> cand;
 #pragma omp for schedule(dynamic, 1)
-          for (int j = 0; j < width; ++j) {
-            cand.clear();
-            for (std::int64_t v = 0; v < n; ++v)
-              if (x[static_cast<std::size_t>(v) * B + static_cast<std::size_t>(j)] > V{0})
-                cand.push_back(static_cast<I>(v));
-            auto better = [&](I a, I b) {
-              const V sa = x[static_cast<std::size_t>(a) * B + static_cast<std::size_t>(j)];
-              const V sb = x[static_cast<std::size_t>(b) * B + static_cast<std::size_t>(j)];
-              return sa != sb ? sa > sb : a < b;
-            };
-            const auto take = static_cast<std::size_t>(
-                std::min<std::int64_t>(k, static_cast<std::int64_t>(cand.size())));
-            std::partial_sort(cand.begin(), cand.begin() + static_cast<std::ptrdiff_t>(take),
-                              cand.end(), better);
-            cand.resize(take);
-            auto& sc = scores[static_cast<std::size_t>(first + j)];
-            for (I v : cand)
-              sc.push_back(x[static_cast<std::size_t>(v) * B + static_cast<std::size_t>(j)]);
-            ids[static_cast<std::size_t>(first + j)] = cand;
-          }
+          for (int j = 0; j < width; ++j)
+            failure.run([&] {
+              cand.clear();
+              for (std::int64_t v = 0; v < n; ++v)
+                if (x[static_cast<std::size_t>(v) * B + static_cast<std::size_t>(j)] > V{0})
+                  cand.push_back(static_cast<I>(v));
+              auto better = [&](I a, I b) {
+                const V sa = x[static_cast<std::size_t>(a) * B + static_cast<std::size_t>(j)];
+                const V sb = x[static_cast<std::size_t>(b) * B + static_cast<std::size_t>(j)];
+                return sa != sb ? sa > sb : a < b;
+              };
+              const auto take = static_cast<std::size_t>(
+                  std::min<std::int64_t>(k, static_cast<std::int64_t>(cand.size())));
+              std::partial_sort(cand.begin(), cand.begin() + static_cast<std::ptrdiff_t>(take),
+                                cand.end(), better);
+              cand.resize(take);
+              auto& sc = scores[static_cast<std::size_t>(first + j)];
+              for (I v : cand)
+                sc.push_back(x[static_cast<std::size_t>(v) * B + static_cast<std::size_t>(j)]);
+              ids[static_cast<std::size_t>(first + j)] = cand;
+            });
         }
+        failure.rethrow();
       });
   if (stats) *stats = st;
   topk_lists<I, V> out;
