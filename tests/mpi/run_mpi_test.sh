@@ -17,16 +17,17 @@ rm -f r_mpi.json r_thr.json s_mpi.csv s_thr.csv err.txt
 mpirun=(mpirun --oversubscribe --allow-run-as-root -np 2)
 data=synthetic:nodes=5000,seed=1
 # Small batches so both workers own several (the default makes one batch at this size).
-common=(train --data "$data" --history sat --epochs 3 --seed 1 --audit-every 1 --batch-size 64)
+common=(train --data "$data" --history sat --epochs 3 --seed 1 --batch-size 64)
 export OMP_NUM_THREADS=1
 
 fail() { echo "run_mpi_test: FAIL: $*" >&2; exit 1; }
 
 rc=0
-"${mpirun[@]}" "$ibmb" "${common[@]}" --partitions 2 --report r_mpi.json --staleness-report s_mpi.csv \
+"${mpirun[@]}" "$ibmb" "${common[@]}" --partitions 2 --report r_mpi.json --staleness-report s_mpi.csv --audit-every 1 \
   > mpi.out 2>&1 || rc=$?
 [[ $rc == 0 ]] || { cat mpi.out >&2; fail "mpirun exited with $rc"; }
 "$ibmb" "${common[@]}" --workers 2 --partitions 2 --report r_thr.json --staleness-report s_thr.csv \
+  --audit-every 1 \
   > thr.out 2>&1 || { cat thr.out >&2; fail "the threaded run failed"; }
 
 grep -q '"mpi_ranks": 2' r_mpi.json || fail "r_mpi.json does not say mpi_ranks 2"
