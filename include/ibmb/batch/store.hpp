@@ -387,13 +387,8 @@ struct load_options {
 /// opened or mapped and `ibmb::format_error` (file, section, offset) when it is malformed.
 inline batch_store load_store(const std::filesystem::path& path, const load_options& opt = {}) {
   const std::string name = path.string();
-  const int fd = open_regular_file(path, "expected a .ibmb store");
   struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    const int e = errno;
-    ::close(fd);
-    throw io_error(detail::concat(name, ": fstat failed: ", detail::errno_text(e)));
-  }
+  const int fd = open_regular_file(path, "expected a .ibmb store", &st);
   const auto size = static_cast<std::uint64_t>(st.st_size);
   if (size < sizeof(store_format::header)) {
     ::close(fd);

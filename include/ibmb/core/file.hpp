@@ -29,8 +29,9 @@ inline std::string errno_text(int e) { return std::strerror(e); }
 /// Opens `path` for reading (a descriptor, close-on-exec) and checks that it is a regular
 /// file: a directory, device, FIFO or socket is an `ibmb::io_error` naming the path (opened
 /// non-blocking first, so a FIFO without a writer cannot hang the call). `what` ends the
-/// message, e.g. "expected a .ibmb store".
-inline int open_regular_file(const std::filesystem::path& path, std::string_view what = {}) {
+/// message, e.g. "expected a .ibmb store"; `info`, when given, receives the file's stat.
+inline int open_regular_file(const std::filesystem::path& path, std::string_view what = {},
+                             struct stat* info = nullptr) {
   const std::string name = path.string();
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) throw io_error(detail::concat(name, ": cannot open: ", detail::errno_text(errno)));
@@ -48,6 +49,7 @@ inline int open_regular_file(const std::filesystem::path& path, std::string_view
   }
   const int flags = ::fcntl(fd, F_GETFL);
   if (flags >= 0) ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+  if (info != nullptr) *info = st;
   return fd;
 }
 

@@ -4,6 +4,7 @@
 
 #include <Eigen/SparseCore>
 #include <algorithm>
+#include <cmath>
 #include <concepts>
 #include <cstdint>
 #include <span>
@@ -30,6 +31,9 @@ constexpr void check_csr_types() {
                 "ibmb: the offset type O must be at least as wide as the index type I");
   static_assert(std::is_floating_point_v<W>, "ibmb: the weight type W must be float or double");
 }
+
+/// Whether an edge weight can enter a normalization (degrees, square roots): finite, >= 0.
+inline bool weight_ok(double w) { return std::isfinite(w) && w >= 0; }
 }  // namespace detail
 
 /// Non-owning CSR matrix (rows x cols). Trivially copyable: pointers and sizes only.

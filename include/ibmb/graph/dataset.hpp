@@ -81,17 +81,14 @@ struct basic_dataset {
     const auto n = static_cast<std::int64_t>(graph.num_rows);
     // Edge weights feed the normalizations (degrees, square roots): NaN, Inf or a negative
     // weight would turn into NaN or sign-flipped batches far from here.
-    if (graph.has_weights()) {
-      std::int64_t row = 0;
-      for (std::size_t e = 0; e < graph.weights.size(); ++e) {
-        const auto w = graph.weights[e];
-        if (std::isfinite(w) && w >= 0) continue;
-        while (static_cast<std::size_t>(graph.indptr[static_cast<std::size_t>(row) + 1]) <= e)
-          ++row;
-        fail("edge weight of entry ", e, " (", row, " -> ", graph.indices[e], ") is ", w,
-             " (expected finite and >= 0)");
-      }
-    }
+    if (graph.has_weights())
+      for (std::int64_t row = 0; row < n; ++row)
+        for (auto e = graph.indptr[static_cast<std::size_t>(row)];
+             e < graph.indptr[static_cast<std::size_t>(row) + 1]; ++e)
+          if (const auto w = graph.weights[static_cast<std::size_t>(e)]; !detail::weight_ok(w))
+            fail("edge weight of entry ", e, " (", row, " -> ",
+                 graph.indices[static_cast<std::size_t>(e)], ") is ", w,
+                 " (expected finite and >= 0)");
     if (num_features < 0) fail("negative feature count ", num_features);
     if (!features.empty() || num_features > 0) {
       if (static_cast<std::int64_t>(features.size()) != n * num_features)

@@ -41,9 +41,6 @@ inline normalization parse_normalization(std::string_view s) {
 
 namespace detail {
 
-/// Whether an edge weight can enter a normalization: finite and >= 0.
-inline bool weight_ok(double w) { return std::isfinite(w) && w >= 0; }
-
 /// Throws `ibmb::invalid_argument` for the first entry of row `r` whose weight is not finite
 /// or negative (the row is known to hold one).
 template <class I, class O, class W>

@@ -106,6 +106,21 @@ inline std::string gunzip(std::string_view in, std::string_view name) {
   return out;
 }
 
+/// Opens a plain or gzip file for reading through zlib; a directory, FIFO or device is an
+/// `io_error` (`open_regular_file`), not a hang.
+inline gzFile gzopen_regular(const std::filesystem::path& path) {
+  const int fd = open_regular_file(path);
+  errno = 0;
+  gzFile f = gzdopen(fd, "rb");
+  if (!f) {
+    const int e = errno;
+    ::close(fd);
+    throw io_error(
+        concat(path.string(), ": cannot open", e ? std::string(": ") + std::strerror(e) : ""));
+  }
+  return f;
+}
+
 }  // namespace detail
 
 /// Streams the data lines of a text file (plain or gzip) or of a buffer, split into tokens.
@@ -114,17 +129,7 @@ class text_reader {
  public:
   /// Opens `path`; throws `io_error` when it cannot be opened.
   explicit text_reader(const std::filesystem::path& path) : name_(path.string()) {
-    if (std::filesystem::is_directory(path))
-      throw io_error(detail::concat(name_, ": is a directory, expected a file"));
-    const int fd = open_regular_file(path);  // a FIFO or device is an error, not a hang
-    errno = 0;
-    gzFile f = gzdopen(fd, "rb");
-    if (!f) {
-      const int e = errno;
-      ::close(fd);
-      throw io_error(
-          detail::concat(name_, ": cannot open", e ? std::string(": ") + std::strerror(e) : ""));
-    }
+    gzFile f = detail::gzopen_regular(path);
     file_.reset(f);
     gzbuffer(f, 1u << 17);
     buf_.resize(1u << 20);
@@ -470,12 +475,7 @@ class csv_reader {
 /// Reads a whole file (plain or gzip) into a string.
 inline std::string read_text_file(const std::filesystem::path& path) {
   std::string out;
-  const int fd = open_regular_file(path);
-  gzFile f = gzdopen(fd, "rb");
-  if (!f) {
-    ::close(fd);
-    throw io_error(concat(path.string(), ": cannot open"));
-  }
+  gzFile f = gzopen_regular(path);
   std::unique_ptr<gzFile_s, int (*)(gzFile)> guard(f, gzclose);
   gzbuffer(f, 1u << 17);
   std::vector<char> chunk(1u << 20);
