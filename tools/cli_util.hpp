@@ -203,6 +203,17 @@ inline std::filesystem::path dataset_path(const std::string& spec) {
   return ibmb::resolve_dataset_spec(spec).path;
 }
 
+/// Throws unless the directory `out` would be created in exists (a typo fails at once).
+inline void require_parent_directory(std::string_view flag, const std::string& out) {
+  namespace fs = std::filesystem;
+  const fs::path p(out);
+  const fs::path parent = p.parent_path().empty() ? fs::path(".") : p.parent_path();
+  std::error_code ec;
+  if (!fs::is_directory(parent, ec))
+    throw ibmb::io_error(
+        detail::concat(flag, " ", out, ": the directory ", parent.string(), " does not exist"));
+}
+
 /// Checks an output path before any work is done, so that a typo fails at once and nothing
 /// the user gave is overwritten: the path must not be a directory, device, FIFO or socket,
 /// its directory must exist, and it must be none of `inputs` (files, or directories whose
@@ -224,10 +235,7 @@ inline void check_output_path(std::string_view flag, const std::string& out,
     throw ibmb::io_error(detail::concat(flag, " ", out,
                                         ": exists and is not a regular file (a device, pipe or "
                                         "socket; refusing to replace it)"));
-  const fs::path parent = p.parent_path().empty() ? fs::path(".") : p.parent_path();
-  if (!fs::is_directory(parent, ec))
-    throw ibmb::io_error(
-        detail::concat(flag, " ", out, ": the directory ", parent.string(), " does not exist"));
+  require_parent_directory(flag, out);
   if (!fs::exists(p, ec)) return;  // a new file replaces nothing
   const fs::path target = fs::weakly_canonical(p, ec);
   for (const auto& in : inputs) {

@@ -92,10 +92,7 @@ int run_generate(const generate_options& o) {
   const fs::path out(o.out);
   std::error_code ec;
   // As every other command's output: a typo fails at once instead of creating a directory tree.
-  const fs::path parent = out.parent_path().empty() ? fs::path(".") : out.parent_path();
-  if (!fs::is_directory(parent, ec))
-    throw ibmb::io_error("--out " + out.string() + ": the directory " + parent.string() +
-                         " does not exist");
+  require_parent_directory("--out", o.out);
   if (fs::exists(out, ec) && !fs::is_directory(out, ec))
     throw ibmb::io_error("--out " + out.string() + ": is a file (expected a directory)");
   if (fs::exists(out, ec) && !fs::is_empty(out, ec) && !o.force)
