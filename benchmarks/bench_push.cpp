@@ -24,6 +24,7 @@
 #include <numeric>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <benchmark/benchmark.h>
@@ -50,15 +51,19 @@ double peak_rss_bytes() {
   return static_cast<double>(u.ru_maxrss) * 1024.0;
 }
 
-const bench_graph& get_graph(std::int64_t n) {
-  static std::map<std::int64_t, std::unique_ptr<bench_graph>> cache;
-  auto& slot = cache[n];
+/// The generator's graph at n nodes. `shuffled_ids = false` keeps the generator's community
+/// layout in the ids (each small community one range of ids: the best locality an ordering of
+/// this graph can have), for BM_push_kernel_local.
+const bench_graph& get_graph(std::int64_t n, bool shuffled_ids = true) {
+  static std::map<std::pair<std::int64_t, bool>, std::unique_ptr<bench_graph>> cache;
+  auto& slot = cache[{n, shuffled_ids}];
   if (!slot) {
     ibmb::generator_params p;
     p.nodes = n;
     p.avg_degree = 25.0;
     p.features = 0;
     p.seed = 1;
+    p.shuffle_ids = shuffled_ids;
     auto ds = ibmb::generate_dataset<std::int64_t, std::int64_t>(p);
     slot = std::make_unique<bench_graph>();
     slot->g = ibmb::add_self_loops(ds.graph.view());
@@ -122,21 +127,16 @@ void BM_nodewise_ppr(benchmark::State& state) {
   state.counters["peak_rss"] = peak_rss_bytes();
 }
 
-// The push loop alone: the same outputs pushed with one workspace per thread that is prepared
-// before the timing starts (ws.clear() + ws.run(), as nodewise_ppr's loop does), without the
-// graph validation, the workspace setup, the top-k selection and the row assembly that a
-// nodewise_ppr call adds. Separates the kernel's edges/s from the per-call costs.
-// Args: nodes, eps index, threads, order (0 = LIFO, the reference's; 1 = FIFO)
-void BM_push_kernel(benchmark::State& state) {
+// The push loop over the outputs of state.range(0..2) = nodes, eps index, threads.
+void push_kernel(benchmark::State& state, const bench_graph& bg, ibmb::push_order order) {
   const std::int64_t n = state.range(0);
   const double eps = kEps[state.range(1)];
   const int threads = static_cast<int>(state.range(2));
-  const auto& bg = get_graph(n);
   const auto outs = sample_outputs(n, outputs_for(eps));
   ibmb::push_params p;
   p.alpha = 0.25;
   p.eps = eps;
-  p.order = state.range(3) == 0 ? ibmb::push_order::lifo : ibmb::push_order::fifo;
+  p.order = order;
   ibmb::scoped_threads guard(threads);
   std::vector<ibmb::push_workspace<std::int64_t, float>> ws(static_cast<std::size_t>(threads));
 #pragma omp parallel num_threads(threads)
@@ -160,6 +160,23 @@ void BM_push_kernel(benchmark::State& state) {
       benchmark::Counter(static_cast<double>(relaxed) * static_cast<double>(state.iterations()),
                          benchmark::Counter::kIsRate);
   state.counters["edges/output"] = static_cast<double>(relaxed) / static_cast<double>(count);
+}
+
+// The push loop alone: the same outputs pushed with one workspace per thread that is prepared
+// before the timing starts (ws.clear() + ws.run(), as nodewise_ppr's loop does), without the
+// graph validation, the workspace setup, the top-k selection and the row assembly that a
+// nodewise_ppr call adds. Separates the kernel's edges/s from the per-call costs.
+// Args: nodes, eps index, threads, order (0 = LIFO, the reference's; 1 = FIFO)
+void BM_push_kernel(benchmark::State& state) {
+  push_kernel(state, get_graph(state.range(0)),
+              state.range(3) == 0 ? ibmb::push_order::lifo : ibmb::push_order::fifo);
+}
+
+// The same LIFO push loop on the same generator graph with its ids in community order instead
+// of shuffled: what id locality (a graph stored in a locality-preserving order) buys the push.
+// Args: nodes, eps index, threads
+void BM_push_kernel_local(benchmark::State& state) {
+  push_kernel(state, get_graph(state.range(0), false), ibmb::push_order::lifo);
 }
 
 // The physical limit: random read-modify-writes (x += 1) over a per-thread N-element array,
@@ -245,6 +262,10 @@ BENCHMARK(BM_nodewise_ppr)
     ->Iterations(1);
 BENCHMARK(BM_push_kernel)
     ->ArgsProduct({{100'000, 1'000'000, 2'400'000}, {0, 1}, {1, 2}, {0, 1}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(BM_push_kernel_local)
+    ->ArgsProduct({{1'000'000, 2'400'000}, {0}, {1, 2}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 BENCHMARK(BM_nodewise_plan)

@@ -11,7 +11,8 @@
 //   30000 nodes (khop_plan);
 // - nodewise: `nodewise_plan` with its defaults (alpha 0.25, eps 2e-4, k 16) and
 //   IBMB_BENCH_BATCH outputs per batch (default 4096, the CLI's default), i.e. the batches the
-//   library itself stores.
+//   library itself stores; IBMB_BENCH_TOPK and IBMB_BENCH_EPS override k and eps (e.g. the
+//   reference's ogbn-products settings: k 64, eps 5e-4, 4500 or 130 outputs per batch).
 #include <benchmark/benchmark.h>
 
 #include <fcntl.h>
@@ -65,6 +66,8 @@ const setup& get(std::int64_t features) {
     ibmb::nodewise_params np;
     np.merge.max_outputs = 4096;
     if (const char* e = std::getenv("IBMB_BENCH_BATCH")) np.merge.max_outputs = std::atoll(e);
+    if (const char* e = std::getenv("IBMB_BENCH_TOPK")) np.ppr.topk = std::atoll(e);
+    if (const char* e = std::getenv("IBMB_BENCH_EPS")) np.ppr.eps = std::atof(e);
     c->plan = ibmb::nodewise_plan(c->ds.graph.view(), train, np);
   } else {
     ibmb::khop_plan_params kp;
