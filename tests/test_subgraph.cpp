@@ -84,6 +84,21 @@ void check_equal(const ibmb::csr_graph<std::int64_t, std::int64_t, float>& s,
   }
 }
 
+/// Runs a reused extractor's scan + write on `nodes` into a fresh local CSR (int64, float).
+template <class Ex>
+ibmb::csr_graph<std::int64_t, std::int64_t, float> extract_with(
+    Ex& ex, const std::vector<std::int64_t>& nodes) {
+  const auto m = ex.scan(std::span<const std::int64_t>(nodes));
+  ibmb::csr_graph<std::int64_t, std::int64_t, float> s;
+  s.num_rows = s.num_cols = static_cast<std::int64_t>(nodes.size());
+  s.indptr.resize(nodes.size() + 1);
+  s.indices.resize(static_cast<std::size_t>(m));
+  s.weights.resize(static_cast<std::size_t>(m));
+  ex.write(std::span<std::int64_t>(s.indptr), std::span<std::int64_t>(s.indices),
+           std::span<float>(s.weights));
+  return s;
+}
+
 }  // namespace
 
 TEMPLATE_TEST_CASE("induced_subgraph equals the brute-force induced submatrix", "[subgraph]",
@@ -130,15 +145,7 @@ TEST_CASE("subgraph_extractor is reusable and reports bad ids", "[subgraph]") {
   // After the errors (and between subgraphs) the map is clean: results equal fresh ones.
   for (std::vector<std::int64_t> nodes :
        {std::vector<std::int64_t>{1, 2, 3, 4}, {40, 3, 9, 1, 30}, {3, 5, 9}}) {
-    const auto m = ex.scan(std::span<const std::int64_t>(nodes));
-    ibmb::csr_graph<std::int64_t, std::int64_t, float> s;
-    s.num_rows = s.num_cols = static_cast<std::int64_t>(nodes.size());
-    s.indptr.resize(nodes.size() + 1);
-    s.indices.resize(static_cast<std::size_t>(m));
-    s.weights.resize(static_cast<std::size_t>(m));
-    ex.write(std::span<std::int64_t>(s.indptr), std::span<std::int64_t>(s.indices),
-             std::span<float>(s.weights));
-    check_equal<std::int64_t>(s, brute(g, nodes));
+    check_equal<std::int64_t>(extract_with(ex, nodes), brute(g, nodes));
   }
   // Values from a per-entry array (e.g. a global normalization) replace the graph's weights.
   std::vector<double> values(g.indices.size());
@@ -197,15 +204,7 @@ TEST_CASE("subgraph_extractor: an exception of the value function reaches the ca
       "value function failed");
   // The extractor was reset: the next subgraph is right.
   std::vector<std::int64_t> some = {4, 90, 17, 250};
-  const auto m2 = ex.scan(std::span<const std::int64_t>(some));
-  ibmb::csr_graph<std::int64_t, std::int64_t, float> s;
-  s.num_rows = s.num_cols = static_cast<std::int64_t>(some.size());
-  s.indptr.resize(some.size() + 1);
-  s.indices.resize(static_cast<std::size_t>(m2));
-  s.weights.resize(static_cast<std::size_t>(m2));
-  ex.write(std::span<std::int64_t>(s.indptr), std::span<std::int64_t>(s.indices),
-           std::span<float>(s.weights));
-  check_equal<std::int64_t>(s, brute(g, some));
+  check_equal<std::int64_t>(extract_with(ex, some), brute(g, some));
 }
 
 TEST_CASE("subgraph_extractor: entries beyond the local index type are out_of_range",
